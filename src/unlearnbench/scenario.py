@@ -66,7 +66,7 @@ def get_spec(name: str) -> BenchmarkSpec:
 
 def _train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpec,
                   train_split: Split, seed: int, role: str) -> tuple[nn.Module, dict]:
-    key = content_key({"data": task.data.fingerprint(), "model": spec.model,
+    key = content_key({"data": task.fingerprint(), "model": spec.model,
                        "recipe": spec.recipe, "seed": seed,
                        "train_ids": np.asarray(train_split.ids)})
 
@@ -106,6 +106,8 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
     A benchmark with sequential requests gives one Scenario per request."""
     spec = get_spec(spec) if isinstance(spec, str) else spec
     cache = cache or ModelCache()
+    if spec.task == "language":
+        return _language_scenario(spec, seed, cache, device)
     data, manipulated, extra_splits = manipulate(load_data(spec), spec.forget, seed)
     task = ClassificationTask(data, spec.model, device)
     original, original_meta = _train_cached(cache, task, spec, data.train, seed, "original")
@@ -148,3 +150,29 @@ def _sequence(spec, seed, cache, task, splits, forget_positions, original, origi
         stages.append(Scenario(spec, seed, task, stage_splits, original, reference, original_meta,
                                reference_meta, i, train.subset(requests[i - 1], "forget"), cache))
     return stages
+
+
+# Language benchmarks score the retain set on a fixed sample of this size (TOFU evaluates its
+# 400-question retain_perturbed set): generating answers for every retain question would cost
+# more than the unlearning.
+RETAIN_EVAL_SIZE = 400
+
+
+def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: str) -> Scenario:
+    """A language benchmark's data set defines the forget request (its ``forget`` split); the
+    original is trained on everything it trains, the reference on all of that but forget."""
+    from .models.language import language_model_for
+    from .tasks.language import LanguageTask
+
+    bundle = load_data(spec)
+    tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
+    task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
+    original, original_meta = _train_cached(cache, task, spec, bundle.training_split(True), seed,
+                                            "original")
+    reference, reference_meta = _train_cached(cache, task, spec, bundle.training_split(False),
+                                              seed, "retrained")
+    retain = bundle.splits["retain"]
+    sample = np.sort(np.random.default_rng(0).permutation(len(retain))[:RETAIN_EVAL_SIZE])
+    splits = dict(bundle.splits, retain_eval=retain.subset(sample, "retain_eval"))
+    return Scenario(spec, seed, task, splits, original, reference, original_meta, reference_meta,
+                    cache=cache)

@@ -22,7 +22,7 @@ class Recipe:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    optimizer: str = "sgd"  # "sgd" or "adam"
+    optimizer: str = "sgd"  # "sgd", "adam" or "adamw"
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class BenchmarkSpec:
     recipe: Recipe
     forget: ForgetSpec
     dataset_options: dict = field(default_factory=dict)
-    task: str = "classification"
+    task: str = "classification"  # or "language"
+    model_options: dict = field(default_factory=dict)  # e.g. a tiny LM's {"vocab_size": 2048}
     # Hyperparameters tuned for this benchmark, applied over a method's defaults (and under
     # the user's overrides), e.g. {"ga": {"lr": 1e-4}} where the generic default diverges.
     method_params: dict = field(default_factory=dict)

@@ -33,7 +33,9 @@ def make_optimizer(parameters, name: str, lr: float, momentum: float = 0.9,
         return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: use sgd or adam")
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}: use sgd, adam or adamw")
 
 
 def check_finite(loss: torch.Tensor, step: int) -> None:

@@ -73,7 +73,8 @@ def read_label_names(root: Path) -> list[str] | None:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
-@datasets.register("cifar10", source="CIFAR-10 python batches (cs.toronto.edu)")
+@datasets.register("cifar10", source="CIFAR-10 python batches (cs.toronto.edu)",
+                   fetch=lambda cache_dir: download_cifar10(cache_dir / "data" / TOP))
 def load_cifar10(root: str | None = None) -> DataBundle:
     """CIFAR-10: 32x32 colour images, 10 classes, published 50k/10k train/test.
 

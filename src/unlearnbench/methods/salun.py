@@ -3,15 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ..data import Split
 from ..errors import UserError
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext, mean_nll_gradients, unflatten
-from .random_labels import random_wrong_labels
 
 
 @dataclass
@@ -47,7 +44,7 @@ def saliency_masks(ctx: UnlearnContext, model: torch.nn.Module, fraction: float,
     return top_fraction_masks({n: g.abs() for n, g in gradients.items()}, fraction)
 
 
-@methods.register("salun", params=SalUnParams, tasks=("classification",),
+@methods.register("salun", params=SalUnParams, tasks=("classification", "language"),
                   needs=("forget", "retain"))
 def salun(ctx: UnlearnContext, params: SalUnParams):
     """SalUn: random labels on the forget set (with the retain set), updating only salient weights.
@@ -73,10 +70,8 @@ def salun(ctx: UnlearnContext, params: SalUnParams):
     hooks = [named[n].register_hook(lambda grad, mask=mask: grad * mask)
              for n, mask in masks.items()]
 
-    wrong = random_wrong_labels(ctx.forget.targets, ctx.task.num_classes, ctx.seed)
-    mixed = Split("forget+retain", torch.cat([ctx.forget.inputs, ctx.retain.inputs]),
-                  torch.cat([wrong, ctx.retain.targets]),
-                  np.concatenate([ctx.forget.ids, ctx.retain.ids]))
+    mixed = ctx.task.join("forget+retain", [ctx.task.relabel_wrong(ctx.forget, ctx.seed),
+                                            ctx.retain])
     trainable = [named[n] for n in masks]
     optimizer = make_optimizer(trainable, "sgd", params.lr, params.momentum)
 

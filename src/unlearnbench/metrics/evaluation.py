@@ -37,6 +37,10 @@ class Evaluation:
     def logits(self, split: str) -> torch.Tensor:
         return self.cache.logits(self.model, self.scenario.splits[split])
 
+    def output(self, split: str, what: str):
+        """A task output over a split (``answer_nll``, ``generate``...), from the cache."""
+        return self.cache.output(self.model, self.scenario.splits[split], what)
+
     def targets(self, split: str) -> torch.Tensor:
         return self.scenario.splits[split].targets
 

@@ -22,12 +22,14 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 class InferenceCache:
-    """Logits per (model fingerprint, split name). ``passes`` counts real forward passes."""
+    """Task outputs per (model fingerprint, split name, output): a classifier's logits, a
+    language model's per-example answer NLL or greedy answers. ``passes`` counts real passes
+    over a split."""
 
     def __init__(self, task):
         self.task = task
         self.passes = 0
-        self._logits: dict[tuple[str, str], torch.Tensor] = {}
+        self._outputs: dict[tuple[str, str, str], object] = {}
         self._fingerprints: dict[int, tuple[nn.Module, str]] = {}
 
     def fingerprint(self, model: nn.Module) -> str:
@@ -40,9 +42,13 @@ class InferenceCache:
             self._fingerprints[id(model)] = known
         return known[1]
 
-    def logits(self, model: nn.Module, split: Split) -> torch.Tensor:
-        key = (self.fingerprint(model), split.name)
-        if key not in self._logits:
-            self._logits[key] = self.task.predict_logits(model, split)
+    def output(self, model: nn.Module, split, what: str):
+        """``task.<what>(model, split)``, computed once per model and split."""
+        key = (self.fingerprint(model), split.name, what)
+        if key not in self._outputs:
+            self._outputs[key] = getattr(self.task, what)(model, split)
             self.passes += 1
-        return self._logits[key]
+        return self._outputs[key]
+
+    def logits(self, model: nn.Module, split: Split) -> torch.Tensor:
+        return self.output(model, split, "predict_logits")

@@ -68,9 +68,27 @@ class ClassificationTask:
         """The same from logits already computed (methods that need both: one forward pass)."""
         return F.cross_entropy(logits, batch.targets, reduction="none")
 
-    def with_targets(self, batch: Batch, targets: torch.Tensor) -> Batch:
-        """The same inputs with other labels (classification only: random-label methods)."""
-        return Batch(batch.inputs, targets.to(self.device), batch.ids)
+    def join(self, name: str, splits: list[Split]) -> Split:
+        """One split holding the examples of ``splits`` in order."""
+        return Split(name, torch.cat([s.inputs for s in splits]),
+                     torch.cat([s.targets for s in splits]),
+                     np.concatenate([s.ids for s in splits]))
+
+    def relabel_wrong(self, split: Split, seed: int) -> Split:
+        """The split with each label replaced by a uniformly drawn different class (the random
+        labels of RL and SalUn)."""
+        generator = torch.Generator().manual_seed(seed)
+        shift = torch.randint(1, self.num_classes, split.targets.shape, generator=generator)
+        return Split(split.name + "-relabelled", split.inputs,
+                     (split.targets + shift) % self.num_classes, split.ids)
+
+    def retraining_set(self, retain: Split) -> Split:
+        """What retraining from scratch trains on: the retain set itself."""
+        return retain
+
+    def fingerprint(self) -> str:
+        """What trained weights depend on besides architecture, recipe and seed: the data."""
+        return self.data.fingerprint()
 
     def fresh_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)

@@ -1,0 +1,61 @@
+"""Language-model answers per split: exact greedy answers and the answer NLL.
+
+Exact answer accuracy: the greedy answer (up to ``<eos>``) equals the reference answer after
+collapsing whitespace; percent of the split's records. It applies to question-answer splits
+only (a document split has no question to answer: its value is None). Answer NLL: the mean
+over records of the per-token mean NLL of the answer given the prompt (for a document, of the
+whole text). The retain set is scored on the scenario's fixed ``retain_eval`` sample."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.text import prompt_and_answer
+from ..registry import metrics
+from .evaluation import Evaluation, MetricResult
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def exact_answers(ev: Evaluation, split: str) -> MetricResult:
+    records = ev.scenario.splits[split].records
+    if not records or any("question" not in r for r in records):
+        return MetricResult(None)
+    answers = ev.output(split, "generate")
+    correct = np.array([normalise(a) == normalise(prompt_and_answer(r)[1])
+                        for a, r in zip(answers, records)], dtype=np.float64)
+    return MetricResult(100.0 * float(correct.mean()), split, ev.ids(split), correct)
+
+
+def answer_nll(ev: Evaluation, split: str) -> MetricResult:
+    values = ev.output(split, "answer_nll").numpy().astype(np.float64)
+    return MetricResult(float(values.mean()) if len(values) else None, split, ev.ids(split), values)
+
+
+# (metric name prefix, split, goal): forgetting should match the retain model; retained and
+# general knowledge should stay; holdout shows what an unseen question gets.
+SPLITS = [("forget", "forget", "retrain"), ("retain", "retain_eval", "higher"),
+          ("holdout", "holdout", "retrain"), ("world_facts", "world_facts", "higher"),
+          ("real_entities", "real_entities", "higher")]
+
+
+def _register(prefix: str, split: str, goal: str) -> None:
+    nll_goal = {"higher": "lower"}.get(goal, goal)
+
+    def exact(ev: Evaluation) -> MetricResult:
+        return exact_answers(ev, split)
+
+    def nll(ev: Evaluation) -> MetricResult:
+        return answer_nll(ev, split)
+
+    exact.__doc__ = f"Percent of the {split} questions answered exactly (greedy decoding)."
+    nll.__doc__ = f"Mean per-token answer NLL on the {split} split."
+    metrics.register(f"{prefix}_exact", tasks=("language",), splits=(split,), goal=goal,
+                     unit="%")(exact)
+    metrics.register(f"{prefix}_nll", tasks=("language",), splits=(split,), goal=nll_goal,
+                     unit="nats")(nll)
+
+
+for _prefix, _split, _goal in SPLITS:
+    _register(_prefix, _split, _goal)

@@ -1,0 +1,246 @@
+"""The language task adapter: causal language models over text records (question answering,
+documents, verbatim pairs; see ``data/text.py``).
+
+A record becomes ``<start> prompt answer <eos>``; only the answer tokens (and the closing
+``<eos>``) are scored, the prompt is masked. What methods see mirrors the classification
+task, so one method serves both:
+
+- ``logits(model, batch)``: the next-token logits at the scored positions only, one row per
+  answer token (T, vocab); distillation methods (SCRUB, Bad Teacher) take a KL over these;
+- ``nll(model, batch)``: per-example answer NLL, the mean over its answer tokens (TOFU's
+  per-token mean, so long and short answers weigh the same); ``nll_sum`` gives the sum;
+- ``hidden_states``, ``features``, ``generate`` (greedy, batched), ``fit``."""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.text import TextBundle, TextSplit, concat, prompt_and_answer
+from ..specs import Recipe
+from ..train import StepBudget, epochs_of, make_optimizer, optimise
+
+
+@dataclass
+class TextBatch:
+    input_ids: torch.Tensor       # (B, L), right-padded
+    attention_mask: torch.Tensor  # (B, L)
+    targets: torch.Tensor         # (B, L-1): the token each position predicts, -100 if unscored
+    ids: np.ndarray
+    answer_rows: torch.Tensor     # (T,) which example each scored token belongs to
+    answer_tokens: torch.Tensor   # (T,) the scored tokens, in row-major order
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class LanguageTask:
+    """Batches, answer-token NLL, logits, hidden states, generation, fresh models and training
+    for one text data set, one tokenizer and one model family."""
+
+    name = "language"
+
+    def __init__(self, data: TextBundle, tokenizer, make_model: Callable[[int], nn.Module],
+                 device: str | torch.device = "cpu", max_length: int = 256,
+                 model_name: str = "", max_new_tokens: int = 48):
+        self.data = data
+        self.tokenizer = tokenizer
+        self.make_model = make_model
+        self.device = torch.device(device)
+        self.max_length = max_length
+        self.model_name = model_name
+        self.max_new_tokens = max_new_tokens
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
+            else tokenizer.eos_token_id
+        self.start_id, self.eos_id = start, tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+
+    def fingerprint(self) -> str:
+        """What the trained weights depend on besides recipe and seed: data, tokenizer, model."""
+        digest = hashlib.sha256(self.data.fingerprint().encode())
+        digest.update(self.tokenizer.backend_tokenizer.to_str().encode())
+        digest.update(self.model_name.encode())
+        return digest.hexdigest()[:16]
+
+    # -- batches ---------------------------------------------------------------------------
+    def encode(self, records) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids of each record's prompt (after the start token) and answer (+ <eos>),
+        the answer cut so the whole sequence fits ``max_length``."""
+        pairs = [prompt_and_answer(r) for r in records]
+        prompts = self.tokenizer([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
+        answers = self.tokenizer([a for _, a in pairs], add_special_tokens=False)["input_ids"]
+        prompts = [[self.start_id] + p[-(self.max_length // 2):] for p in prompts]
+        answers = [a[:self.max_length - len(p) - 1] + [self.eos_id]
+                   for p, a in zip(prompts, answers)]
+        return prompts, answers
+
+    def make_batch(self, records, ids: np.ndarray) -> TextBatch:
+        prompts, answers = self.encode(records)
+        length = max(len(p) + len(a) for p, a in zip(prompts, answers))
+        input_ids = torch.full((len(records), length), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(records), length), dtype=torch.long)
+        targets = torch.full((len(records), length - 1), -100, dtype=torch.long)
+        for row, (p, a) in enumerate(zip(prompts, answers)):
+            input_ids[row, :len(p) + len(a)] = torch.tensor(p + a)
+            attention[row, :len(p) + len(a)] = 1
+            # position t predicts token t+1: the answer tokens are predicted from len(p)-1 on
+            targets[row, len(p) - 1:len(p) + len(a) - 1] = torch.tensor(a)
+        scored = targets != -100
+        rows = torch.arange(len(records)).unsqueeze(1).expand_as(targets)[scored]
+        return TextBatch(input_ids.to(self.device), attention.to(self.device),
+                         targets.to(self.device), np.asarray(ids), rows.to(self.device),
+                         targets[scored].to(self.device))
+
+    def batches(self, split: TextSplit, batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> Iterator[TextBatch]:
+        order = np.arange(len(split))
+        if shuffle:
+            order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed)).numpy()
+        for start in range(0, len(split), batch_size):
+            index = order[start:start + batch_size]
+            yield self.make_batch([split.records[i] for i in index], split.ids[index])
+
+    def epochs(self, split: TextSplit, batch_size: int, epochs: int, seed: int) -> Iterator[TextBatch]:
+        return epochs_of(lambda e: self.batches(split, batch_size, True, seed * 1000 + e), epochs)
+
+    def join(self, name: str, splits: list[TextSplit]) -> TextSplit:
+        return concat(name, splits)
+
+    def retraining_set(self, retain: TextSplit) -> TextSplit:
+        """What retraining from scratch trains on: the retain set and the facts every model
+        learns (the data set's ``also_trained`` splits), as the retain model was trained."""
+        return concat("retain+", [retain, *(self.data.splits[n] for n in self.data.also_trained)])
+
+    def relabel_wrong(self, split: TextSplit, seed: int) -> TextSplit:
+        """Each record with a wrong answer: a perturbed answer where the record has some,
+        else the answer of another record of the split (the language analogue of a random
+        wrong label; used by RL and SalUn)."""
+        rng = np.random.default_rng(seed)
+        answers = [prompt_and_answer(r)[1] for r in split.records]
+        out = []
+        for i, record in enumerate(split.records):
+            wrong = [w for w in record.get("perturbed_answer") or [] if w != record.get("answer")]
+            if not wrong:
+                wrong = [answers[j].strip() for j in range(len(answers)) if answers[j] != answers[i]]
+            if not wrong:
+                out.append(dict(record))
+                continue
+            choice = wrong[int(rng.integers(len(wrong)))]
+            key = "answer" if "answer" in record else ("continuation" if "prefix" in record
+                                                       else "text")
+            out.append(dict(record, **{key: choice}))
+        return split.with_records(out, split.name + "-relabelled")
+
+    # -- model outputs ---------------------------------------------------------------------
+    def forward(self, model: nn.Module, batch: TextBatch, **kwargs):
+        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
+
+    def logits(self, model: nn.Module, batch: TextBatch) -> torch.Tensor:
+        """Next-token logits at the scored positions, (T, vocab), in row-major order."""
+        return self.forward(model, batch).logits[:, :-1][batch.targets != -100]
+
+    def nll_from_logits(self, logits: torch.Tensor, batch: TextBatch) -> torch.Tensor:
+        return self.nll_sum_from_logits(logits, batch) / self.answer_lengths(batch)
+
+    def nll_sum_from_logits(self, logits: torch.Tensor, batch: TextBatch) -> torch.Tensor:
+        token_nll = F.cross_entropy(logits.float(), batch.answer_tokens, reduction="none")
+        return torch.zeros(len(batch), device=token_nll.device).index_add(
+            0, batch.answer_rows, token_nll)
+
+    def answer_lengths(self, batch: TextBatch) -> torch.Tensor:
+        return (batch.targets != -100).sum(1).clamp(min=1).float()
+
+    def nll(self, model: nn.Module, batch: TextBatch) -> torch.Tensor:
+        """Per-example mean NLL over the answer tokens."""
+        return self.nll_from_logits(self.logits(model, batch), batch)
+
+    def nll_sum(self, model: nn.Module, batch: TextBatch) -> torch.Tensor:
+        """Per-example summed answer NLL (−log p(answer | prompt)), for NPO-style losses."""
+        return self.nll_sum_from_logits(self.logits(model, batch), batch)
+
+    def hidden_states(self, model: nn.Module, batch: TextBatch, layer: int) -> torch.Tensor:
+        """(B, L, hidden) activations after block ``layer`` (0 = embeddings, -1 = last)."""
+        return self.forward(model, batch, output_hidden_states=True).hidden_states[layer]
+
+    @torch.no_grad()
+    def features(self, model: nn.Module, split: TextSplit, batch_size: int = 64) -> torch.Tensor:
+        """Mean last-layer hidden state over each record's tokens, (N, hidden)."""
+        model.eval()
+        parts = []
+        for batch in self.batches(split, batch_size):
+            hidden = self.hidden_states(model, batch, -1).float()
+            mask = batch.attention_mask.unsqueeze(-1).float()
+            parts.append(((hidden * mask).sum(1) / mask.sum(1)).cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, 0)
+
+    @torch.no_grad()
+    def answer_nll(self, model: nn.Module, split: TextSplit, batch_size: int = 64) -> torch.Tensor:
+        """Per-example mean answer NLL of every record of ``split`` (CPU, split order)."""
+        model.eval()
+        parts = [self.nll(model, b).float().cpu() for b in self.batches(split, batch_size)]
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    @torch.no_grad()
+    def generate(self, model: nn.Module, split: TextSplit, batch_size: int = 64,
+                 max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers to every record's prompt (text up to <eos>, stripped), split order."""
+        model.eval()
+        out = []
+        for start in range(0, len(split), batch_size):
+            prompts, _ = self.encode(split.records[start:start + batch_size])
+            width = max(len(p) for p in prompts)
+            input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+            attention = torch.zeros((len(prompts), width), dtype=torch.long)
+            for row, p in enumerate(prompts):  # left padding: every prompt ends at the edge
+                input_ids[row, width - len(p):] = torch.tensor(p)
+                attention[row, width - len(p):] = 1
+            generated = model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+                max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
+                pad_token_id=self.pad_id, eos_token_id=self.eos_id)
+            for row in generated[:, width:].tolist():
+                if self.eos_id in row:
+                    row = row[:row.index(self.eos_id)]
+                out.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        return out
+
+    # -- models and training ---------------------------------------------------------------
+    def fresh_model(self, seed: int) -> nn.Module:
+        """A model before any training on this data: a new random initialisation for a model
+        trained from scratch, the pretrained weights for a pretrained one."""
+        return self.make_model(seed).to(self.device).eval()
+
+    def fit(self, model: nn.Module, split: TextSplit, recipe: Recipe, seed: int,
+            budget: StepBudget | None = None,
+            after_batch: Callable[[TextBatch], None] | None = None) -> nn.Module:
+        """Train ``model`` in place on ``split``: the recipe's optimizer, linear warm-up over
+        the first 5% of steps, then cosine decay (``after_batch`` as in classification)."""
+        budget = budget or StepBudget()
+        optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr,
+                                   recipe.momentum, recipe.weight_decay)
+        total = max(1, recipe.epochs * -(-len(split) // recipe.batch_size))
+        warmup = max(1, total // 20)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+            (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step, total) / total))))
+        torch.manual_seed(seed)
+        current = []
+
+        def batches():
+            for batch in self.epochs(split, recipe.batch_size, recipe.epochs, seed):
+                current[:] = [batch]
+                yield batch
+
+        def after_step():
+            schedule.step()
+            if after_batch is not None:
+                after_batch(current[0])
+
+        optimise(model, optimizer, batches(), lambda b: self.nll(model, b).mean(), budget,
+                 after_step=after_step)
+        return model
