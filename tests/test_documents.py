@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import lzma
+import os
 import re
 import shutil
 import struct
@@ -433,9 +434,12 @@ def test_fetch_writes_texts_and_manifests(fetched):
 
 
 def no_network(monkeypatch, tmp_path):
-    """pip without an index and no apt-get on PATH: every download fails at once."""
+    """pip without an index or local archives, and no apt-get on PATH: every download fails
+    at once."""
     empty = tmp_path / "empty-bin"
     empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PATH", str(empty))
 
@@ -494,6 +498,21 @@ def test_truncate_and_chunk():
     assert all(len(c.split()) >= 6 for c in chunks[:-1]) and len(chunks[-1].split()) == 3
     assert books.chunk_lines(["a b c d", "", "", "", "e"], chunk_words=4) == ["a b c d\n\ne"]
     assert "\n\n\n" not in "".join(chunks)
+
+
+def test_proper_names_and_cloze_questions():
+    text = ("PERSONS REPRESENTED.\nClaudius, King of Denmark.\nLords, Ladies, Officers, and "
+            "Attendants.\n\nHam.\nGo tell Horatio that the ghost walks tonight.\nMisfortune "
+            "to my ventures, said Horatio at the gate.\nI met good Horatio and Claudius there.")
+    names = books.proper_names(text)
+    # Horatio and Denmark are capitalised inside lines; Claudius too (in the last line);
+    # crowds, speaker tags ("Ham.") and words that only start a line are no names.
+    assert names == {"Horatio": 3, "Denmark": 1, "Claudius": 2}
+    questions = books.cloze_questions(text, set(names))
+    assert [(q, a) for q, a, _ in questions] == [
+        ('Fill in the blank with a name: "Go tell ___ that the ghost walks tonight."', "Horatio"),
+        ('Fill in the blank with a name: "Misfortune to my ventures, said ___ at the gate."',
+         "Horatio")]  # the last sentence names two people: no blank to fill unambiguously
 
 
 def load_fake(fetched, **options):

@@ -13,8 +13,17 @@ import torch
 
 from unlearnbench.errors import UserError
 from unlearnbench.models.pretrained import (
-    SMOLLM2_DIR, SMOLLM2_GGUF, add_lora, convert_gguf, default_lora_targets, fetch_smollm2,
-    load_hf_model, merge_lora, save_hf_model, smollm2_path)
+    SMOLLM2_DIR,
+    SMOLLM2_GGUF,
+    add_lora,
+    convert_gguf,
+    default_lora_targets,
+    fetch_smollm2,
+    load_hf_model,
+    merge_lora,
+    save_hf_model,
+    smollm2_path,
+)
 from unlearnbench.registry import models
 
 SENTENCES = [
@@ -32,7 +41,8 @@ def offline(monkeypatch):
 
 def tiny_tokenizer(pad=True):
     """A byte-level BPE trained on SENTENCES, wrapped for transformers."""
-    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+    from tokenizers import models as tok_models
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(tok_models.BPE())
@@ -105,6 +115,17 @@ def test_offline_hub_name_is_a_user_error(tmp_path):
     message = str(caught.value)
     assert "no local model directory no-such-org/no-such-model-xyz" in message
     assert "hub cannot be reached" in message and "\n" not in message
+
+
+def test_unreachable_hub_is_a_user_error_at_once(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on port 9
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                  "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    with pytest.raises(UserError, match="no local model directory org/model and the Hugging "
+                                        "Face hub cannot be reached"):
+        load_hf_model("org/model")
 
 
 def test_bad_local_paths_are_user_errors(tmp_path):

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .errors import Diverged
+from .errors import Diverged, UserError
 
 
 class StepBudget:
@@ -35,7 +35,7 @@ def make_optimizer(parameters, name: str, lr: float, momentum: float = 0.9,
         return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: use sgd, adam or adamw")
+    raise UserError(f"unknown optimizer {name!r}: use sgd, adam or adamw")
 
 
 def check_finite(loss: torch.Tensor, step: int) -> None:

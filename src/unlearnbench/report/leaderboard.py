@@ -10,9 +10,14 @@ from collections import defaultdict
 
 import numpy as np
 
+# The columns a table may show; each benchmark's table shows those its runs measured.
 TABLE_COLUMNS = [("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA"),
-                 ("avg_gap", "Avg. Gap"), ("unlearn_seconds", "Unlearn s"),
-                 ("speedup", "Speed-up")]
+                 ("avg_gap", "Avg. Gap"),
+                 ("forget_exact", "Forget exact"), ("retain_exact", "Retain exact"),
+                 ("holdout_exact", "Holdout exact"), ("world_facts_exact", "World exact"),
+                 ("real_entities_exact", "Real exact"), ("forget_nll", "Forget NLL"),
+                 ("retain_nll", "Retain NLL"),
+                 ("unlearn_seconds", "Unlearn s"), ("speedup", "Speed-up")]
 SORT_METRIC = "avg_gap"
 
 
@@ -93,19 +98,22 @@ def render(rows: list[dict], console) -> None:
     from rich.table import Table
 
     for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
-        table = Table(title=f"{benchmark} (mean ± std over seeds; sorted by Avg. Gap, lower is better)")
+        mine = [row for row in rows if row["benchmark"] == benchmark]
+        columns = [(name, title) for name, title in TABLE_COLUMNS
+                   if any(name in row["metrics"] for row in mine)]
+        sorted_by = "; sorted by Avg. Gap, lower is better" if any(
+            name == SORT_METRIC for name, _ in columns) else ""
+        table = Table(title=f"{benchmark} (mean ± std over seeds{sorted_by})")
         table.add_column("Method", no_wrap=True)
         table.add_column("Seeds", justify="right")
-        for _, title in TABLE_COLUMNS:
+        for _, title in columns:
             table.add_column(title, justify="right", no_wrap=True)
-        for row in rows:
-            if row["benchmark"] != benchmark:
-                continue
+        for row in mine:
             seeds = str(len(row["seeds"])) + (f" ({row['failed']} failed)" if row["failed"] else "")
             # Labels such as ga[lr=0.001] would otherwise be read as rich markup and lose
             # their brackets, making variants indistinguishable.
             table.add_row(escape(row["label"]), seeds,
-                          *(format_cell(row["metrics"].get(name)) for name, _ in TABLE_COLUMNS))
+                          *(format_cell(row["metrics"].get(name)) for name, _ in columns))
         console.print(table)
         for row in rows:
             if row["benchmark"] == benchmark and row["errors"]:

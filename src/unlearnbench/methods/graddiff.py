@@ -1,0 +1,46 @@
+"""Gradient difference (GradDiff, TOFU's grad_diff): ascend on the forget set, descend on
+the retain set, with equal weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import methods
+from ..train import make_optimizer, optimise
+from .base import UnlearnContext
+from .neggrad_plus import endless_batches
+
+
+@dataclass
+class GradDiffParams:
+    epochs: int = 5
+    lr: float = 1e-5
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+
+
+@methods.register("graddiff", params=GradDiffParams, tasks=("classification", "language"),
+                  needs=("forget", "retain"))
+def graddiff(ctx: UnlearnContext, params: GradDiffParams):
+    """GradDiff: minimise −w_f·NLL(forget) + w_r·NLL(retain).
+
+    As in TOFU and open-unlearning, the epochs run over the forget set and each forget batch
+    is paired with the next batch of an endlessly reshuffled retain set; both weights 1.
+    Published defaults (7B models): AdamW, lr 1e-5, 5-10 epochs, batch 32; benchmarks with
+    small models set their own lr in ``method_params``. NegGrad+ is the β-weighted form of
+    the same loss with the epochs over the retain set instead."""
+    model = ctx.copy_original()
+    optimizer = make_optimizer(model.parameters(), params.optimizer, params.lr)
+    retain = endless_batches(ctx.task, ctx.retain, params.batch_size, (ctx.seed + 1) * 1_000_003)
+
+    def loss(forget_batch):
+        value = -params.forget_weight * ctx.task.nll(model, forget_batch).mean()
+        retain_batch = next(retain, None)
+        if retain_batch is not None:
+            value = value + params.retain_weight * ctx.task.nll(model, retain_batch).mean()
+        return value
+
+    optimise(model, optimizer, ctx.task.epochs(ctx.forget, params.batch_size, params.epochs,
+                                               ctx.seed), loss, ctx.budget)
+    return model
