@@ -60,6 +60,9 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
         prepare(ctx, resolved)
     wall, cpu = time.perf_counter(), time.process_time()
     model = entry.obj(ctx, resolved)
+    if scenario.spec.recipe.lora_rank:
+        from .models.pretrained import merge_lora
+        model = merge_lora(model)
     timings = {"unlearn_seconds": time.perf_counter() - wall,
                "unlearn_cpu_seconds": time.process_time() - cpu, "steps": ctx.budget.used}
     if not weights_finite(model):

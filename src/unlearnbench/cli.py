@@ -5,6 +5,7 @@ Errors in the user's input print one line (what is wrong, what to do) and exit w
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,12 +22,14 @@ err_console = Console(stderr=True)
 
 
 def split_names(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
-    """Accept repeated options, comma lists or YAML lists."""
+    """Accept repeated options, comma lists or YAML lists (commas inside a variant's brackets,
+    ``entities-forget05[n_entities=20,epochs=1]``, do not separate names)."""
     if values is None:
         return []
     if isinstance(values, str):
         values = [values]
-    return [name.strip() for value in values for name in str(value).split(",") if name.strip()]
+    return [name.strip() for value in values for name in re.split(r",(?![^\[]*\])", str(value))
+            if name.strip()]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,16 +58,22 @@ def cli(ctx, debug):
 @click.option("--threads", type=int, default=1, show_default=True,
               help="CPU threads per job (torch intra-op). Small models gain nothing from more, "
                    "and spinning threads slow down many-fold when the cores are shared.")
+@click.option("--model", default=None,
+              help="Language benchmarks: another model, a registered name or a Hugging Face "
+                   "model directory (runs as the variant NAME[model=...]).")
+@click.option("--lora", type=int, default=None,
+              help="Language benchmarks: fine-tune and unlearn through LoRA adapters of this rank.")
 @click.option("--retry-failed", is_flag=True,
               help="Run again the jobs recorded as failed (by default every recorded job is skipped).")
 @click.option("--no-progress", is_flag=True, help="Print one line per job instead of a bar.")
 def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
-        max_steps, threads, retry_failed, no_progress):
+        max_steps, threads, model, lora, retry_failed, no_progress):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .cache import ModelCache
     from .runner import plan, run_grid
+    from .scenario import variant
     from .specs import load_config, parse_assignments
     from .store import Store
 
@@ -77,6 +86,8 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     torch.set_num_threads(threads)
     benchmarks = split_names(benchmark_names) or split_names(
         options.get("benchmarks", options.get("benchmark")))
+    model, lora = model or options.get("model"), lora if lora is not None else options.get("lora")
+    benchmarks = [variant(name, model, lora) for name in benchmarks]
     methods = split_names(method_names) or split_names(options.get("methods"))
     seeds = seeds if seeds is not None else int(options.get("seeds", 1))
     if seeds < 1:

@@ -3,6 +3,7 @@ retain) and the retrained reference (trained on retain only), both from the mode
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ from .data.forget import select_forget
 from .data.manipulate import backdoor, swap_labels
 from .errors import UserError
 from .registry import benchmarks, datasets
-from .specs import BenchmarkSpec, ForgetSpec
+from .specs import BenchmarkSpec, ForgetSpec, coerce
 from .tasks.classification import ClassificationTask
 
 _DATA_MEMO: dict[tuple, DataBundle] = {}
@@ -61,7 +62,53 @@ class Scenario:
 
 
 def get_spec(name: str) -> BenchmarkSpec:
-    return benchmarks.get(name).obj()
+    """A registered benchmark, or a variant of one: ``entities-forget05[model=DIR,lora=8]``
+    trains another model (a registered name or a Hugging Face model directory), ``lora=R``
+    trains and unlearns through LoRA adapters of rank R, ``epochs=N`` changes the training
+    recipe's epochs and any other key sets an option of the data set's loader (a smaller
+    ``n_entities`` for a quick run). A variant is a benchmark of its own name, so its records
+    never mix with the original's."""
+    base, bracket, rest = name.partition("[")
+    spec = benchmarks.get(base).obj()
+    if not bracket:
+        return spec
+    if not rest.endswith("]") or not rest[:-1]:
+        raise UserError(f"benchmark {name!r}: write NAME[key=value,...], e.g. "
+                        f"{base}[model=DIR,lora=8]")
+    loader = inspect.signature(datasets.get(spec.dataset).obj).parameters
+    for item in rest[:-1].split(","):
+        key, _, value = item.partition("=")
+        if not value:
+            raise UserError(f"benchmark {name!r}: {item!r} has no value; write key=value")
+        if key == "model":
+            spec = dataclasses.replace(spec, model=value)
+        elif key in ("lora", "epochs"):
+            number = coerce(value, int, f"benchmark {name!r}: {key}")
+            field = {"lora": "lora_rank"}.get(key, key)
+            spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe,
+                                                                         **{field: number}))
+        elif key in loader:
+            default = loader[key].default
+            kind = type(default) if default not in (None, inspect.Parameter.empty) else str
+            options = dict(spec.dataset_options, **{key: coerce(value, kind, f"{name}: {key}")})
+            spec = dataclasses.replace(spec, dataset_options=options)
+        else:
+            raise UserError(f"benchmark {name!r}: unknown variant key {key!r}; use model, lora, "
+                            f"epochs or an option of data set {spec.dataset!r}: "
+                            f"{', '.join(loader)}")
+    if spec.recipe.lora_rank and spec.task != "language":
+        raise UserError(f"benchmark {name!r}: LoRA applies to language models only")
+    return dataclasses.replace(spec, name=name)
+
+
+def variant(name: str, model: str | None = None, lora: int | None = None) -> str:
+    """The benchmark name with ``--model`` / ``--lora`` folded in (see ``get_spec``)."""
+    items = ([f"model={model}"] if model else []) + ([f"lora={lora}"] if lora else [])
+    if not items:
+        return name
+    if name.endswith("]"):
+        return f"{name[:-1]},{','.join(items)}]"
+    return f"{name}[{','.join(items)}]"
 
 
 def _train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpec,

@@ -23,6 +23,9 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"  # "sgd", "adam" or "adamw"
+    # Language models: train (and unlearn) through LoRA adapters of this rank, merged into
+    # the weights afterwards; 0 trains every weight.
+    lora_rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class BenchmarkSpec:
     method_params: dict = field(default_factory=dict)
 
 
-def _coerce(value: Any, kind: Any, where: str) -> Any:
+def coerce(value: Any, kind: Any, where: str) -> Any:
     """Convert a config/CLI value to a dataclass field's declared type."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -115,7 +118,7 @@ def resolve_params(params_type: type | None, overrides: dict[str, Any], owner: s
     for key, value in overrides.items():
         if key not in names:
             raise UserError(f"{owner} has no hyperparameter {key!r}; it has: {', '.join(names)}")
-        values[key] = _coerce(value, hints[key], f"{owner}.{key}")
+        values[key] = coerce(value, hints[key], f"{owner}.{key}")
     return params_type(**values)
 
 
@@ -132,7 +135,7 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 CONFIG_KEYS = {"benchmark", "benchmarks", "methods", "seeds", "db", "cache_dir", "device",
-               "params", "max_steps", "threads", "retry_failed"}
+               "params", "max_steps", "threads", "retry_failed", "model", "lora"}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

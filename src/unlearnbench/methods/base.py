@@ -31,11 +31,16 @@ class UnlearnContext:
             self.budget = StepBudget()
 
     def copy_original(self) -> nn.Module:
-        """A trainable deep copy of the original model, seeded for the method's randomness."""
+        """A trainable deep copy of the original model, seeded for the method's randomness.
+        With the recipe's ``lora_rank`` (language models) the copy is wrapped in LoRA adapters,
+        its only trainable weights; ``api.unlearn`` merges them into the returned model."""
         torch.manual_seed(self.seed)
         model = copy.deepcopy(self.original)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
+        if self.recipe.lora_rank:
+            from ..models.pretrained import add_lora
+            model = add_lora(model, self.recipe.lora_rank)
         return model
 
 

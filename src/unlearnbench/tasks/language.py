@@ -12,6 +12,7 @@ task, so one method serves both:
 - ``hidden_states``, ``features``, ``generate`` (greedy, batched), ``fit``."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -220,9 +221,19 @@ class LanguageTask:
             budget: StepBudget | None = None,
             after_batch: Callable[[TextBatch], None] | None = None) -> nn.Module:
         """Train ``model`` in place on ``split``: the recipe's optimizer, linear warm-up over
-        the first 5% of steps, then cosine decay (``after_batch`` as in classification)."""
+        the first 5% of steps, then cosine decay (``after_batch`` as in classification). With
+        ``recipe.lora_rank`` only LoRA adapters train, merged into the weights at the end."""
         budget = budget or StepBudget()
-        optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr,
+        if recipe.lora_rank:
+            from ..models.pretrained import add_lora, merge_lora
+
+            torch.manual_seed(seed)
+            adapted = add_lora(model, recipe.lora_rank)  # in place: merging restores ``model``
+            self.fit(adapted, split, dataclasses.replace(recipe, lora_rank=0), seed, budget,
+                     after_batch)
+            return merge_lora(adapted)
+        optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad],
+                                   recipe.optimizer, recipe.lr,
                                    recipe.momentum, recipe.weight_decay)
         total = max(1, recipe.epochs * -(-len(split) // recipe.batch_size))
         warmup = max(1, total // 20)
