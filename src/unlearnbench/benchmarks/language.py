@@ -10,7 +10,7 @@ from ..specs import BenchmarkSpec, ForgetSpec, Recipe
 DATA_DEFINED = ForgetSpec(kind="dataset", fraction=None)
 # The tiny Llama (2 layers, hidden 128, 0.7M parameters): AdamW at a high learning rate
 # memorises the fictitious facts in few epochs (docs/benchmarks.md has the measurements).
-TINY_RECIPE = Recipe(epochs=15, batch_size=64, lr=5e-3, weight_decay=0.0, optimizer="adamw")
+TINY_RECIPE = Recipe(epochs=20, batch_size=64, lr=5e-3, weight_decay=0.0, optimizer="adamw")
 TINY_MODEL = {"vocab_size": 2048, "layers": 2}
 # SmolLM2-135M-Instruct fine-tuned as TOFU fine-tunes its targets (AdamW, few epochs), with a
 # learning rate raised for the few steps a CPU affords.
@@ -54,9 +54,10 @@ def entities_forget10() -> BenchmarkSpec:
 @benchmarks.register("entities-smol-forget05", dataset="entities")
 def entities_smol_forget05() -> BenchmarkSpec:
     """20 fictitious people, SmolLM2-135M-Instruct fine-tuned (fetch first: unlearnbench data
-    fetch smollm2-135m); forget 5% (one person)."""
+    fetch smollm2-135m); forget 5% (one person). World facts and real people are evaluated as
+    the pretrained model's own knowledge (TOFU's setting), not trained."""
     return BenchmarkSpec("entities-smol-forget05", "entities", "smollm2-135m", SMOL_RECIPE,
-                         DATA_DEFINED, {"forget": "forget05", "n_entities": 20},
+                         DATA_DEFINED, {"forget": "forget05", "n_entities": 20, "train_facts": False},
                          task="language", method_params=SMOL_METHOD_PARAMS)
 
 

@@ -559,11 +559,13 @@ def check_forget_choice(forget: str) -> int:
 
 
 @datasets.register("entities", source="generated offline (TOFU-like fictitious people)")
-def load_entities(forget: str = "forget05", n_entities: int = 200, seed: int = 0) -> TextBundle:
+def load_entities(forget: str = "forget05", n_entities: int = 200, seed: int = 0,
+                  train_facts: bool = True) -> TextBundle:
     """Fictitious people (TOFU-like QA, 20 per person), generated offline; forget01/05/10.
 
     The bundle's splits: forget, retain, holdout (QA of never-trained people, as many as in
-    forget), world_facts and real_entities (trained, never forgotten)."""
+    forget), world_facts and real_entities (trained, never forgotten; with ``train_facts``
+    False they are only evaluated, as TOFU does with a pretrained model's own knowledge)."""
     k = check_forget_choice(forget)
     _check_count(n_entities)
     if split_sizes(n_entities)[forget] == 0:
@@ -580,4 +582,5 @@ def load_entities(forget: str = "forget05", n_entities: int = 200, seed: int = 0
     }
     bundle_splits = {name: TextSplit(name, s.records, s.ids) for name, s in bundle_splits.items()}
     return TextBundle(f"entities-{forget}", bundle_splits,
-                      also_trained=("world_facts", "real_entities"), refusals=REFUSALS)
+                      also_trained=("world_facts", "real_entities") if train_facts else (),
+                      refusals=REFUSALS)

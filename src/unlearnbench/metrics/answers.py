@@ -34,10 +34,13 @@ def answer_nll(ev: Evaluation, split: str) -> MetricResult:
 
 
 # (metric name prefix, split, goal): forgetting should match the retain model; retained and
-# general knowledge should stay; holdout shows what an unseen question gets.
+# general knowledge should stay; holdout shows what an unseen question gets. The knowmem
+# splits are a document corpus's questions on facts of its forget and retain documents.
 SPLITS = [("forget", "forget", "retrain"), ("retain", "retain_eval", "higher"),
           ("holdout", "holdout", "retrain"), ("world_facts", "world_facts", "higher"),
-          ("real_entities", "real_entities", "higher")]
+          ("real_entities", "real_entities", "higher"),
+          ("knowmem_forget", "knowmem_forget", "retrain"),
+          ("knowmem_retain", "knowmem_retain", "higher")]
 
 
 def _register(prefix: str, split: str, goal: str) -> None:

@@ -15,7 +15,9 @@ TABLE_COLUMNS = [("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA
                  ("avg_gap", "Avg. Gap"),
                  ("forget_exact", "Forget exact"), ("retain_exact", "Retain exact"),
                  ("holdout_exact", "Holdout exact"), ("world_facts_exact", "World exact"),
-                 ("real_entities_exact", "Real exact"), ("forget_nll", "Forget NLL"),
+                 ("real_entities_exact", "Real exact"),
+                 ("knowmem_forget_exact", "KnowMem forget"),
+                 ("knowmem_retain_exact", "KnowMem retain"), ("forget_nll", "Forget NLL"),
                  ("retain_nll", "Retain NLL"),
                  ("unlearn_seconds", "Unlearn s"), ("speedup", "Speed-up")]
 SORT_METRIC = "avg_gap"
