@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 DEFAULT_CACHE = ".unlearnbench-cache"
@@ -64,8 +64,7 @@ class ModelCache:
                 raise ValueError("metadata is not a JSON object")
             if meta.get("sha256") != file_sha256(weights):
                 raise ValueError("checksum mismatch")
-            load_model(model, str(weights), strict=True,
-                       device=str(next(model.parameters()).device))
+            model.load_state_dict(load_file(str(weights)))
         except (ValueError, KeyError, RuntimeError, OSError, SafetensorError) as exc:
             warnings.warn(f"cached model {weights.name} is corrupt ({exc}); rebuilding it")
             return None
@@ -77,8 +76,10 @@ class ModelCache:
         # Write to temporary names and rename, so a killed process never leaves a half file
         # under the real name.
         tmp_weights = weights.with_name(f"{weights.name}.tmp{os.getpid()}")
-        # save_model stores tied weights (a language model's embedding and output layer) once
-        save_model(model, str(tmp_weights))
+        # Cloned: tied weights (a language model's embedding and output layer) share storage,
+        # which safetensors refuses; each name gets its own copy.
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp_weights))
         meta = dict(meta, sha256=file_sha256(tmp_weights))
         tmp_meta = meta_path.with_name(f"{meta_path.name}.tmp{os.getpid()}")
         tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))

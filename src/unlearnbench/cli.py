@@ -181,7 +181,7 @@ def list_components(kind):
 
 @cli.group()
 def data():
-    """Fetch data sets into the cache."""
+    """Fetch data sets and models into the cache; export generated data."""
 
 
 @data.command()
@@ -201,6 +201,30 @@ def fetch(name, cache_dir):
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     path = fetchable[name](root)
     console.print(f"{name} is ready at {path}", markup=False, highlight=False)
+
+
+@data.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory to write.")
+@click.option("--format", "layout", type=click.Choice(["jsonl", "hf"]), default="jsonl",
+              show_default=True, help="TOFU's JSON-lines files or a saved Hugging Face DatasetDict.")
+@click.option("--n-entities", type=int, default=200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def export(out_dir, layout, n_entities, seed):
+    """Write the generated fictitious-people data in TOFU's layout (forget01/05/10,
+    retain90/95/99, holdout01/05/10, world_facts, real_entities, idontknow); the `tofu` data
+    set loads it back, as it loads real TOFU files."""
+    from .data.entities import REFUSALS, generate_entities
+    from .data.tofu_format import write_tofu_dataset, write_tofu_jsonl
+
+    splits = generate_entities(n_entities, seed)
+    if layout == "jsonl":
+        write_tofu_jsonl(splits, out_dir)
+        refusals = Path(out_dir) / "idontknow.jsonl"
+        refusals.write_text("".join(f"{line}\n" for line in REFUSALS))
+    else:
+        write_tofu_dataset(splits, out_dir)
+    console.print(f"wrote {len(splits)} splits to {out_dir}", markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,3 +73,31 @@ def epochs_of(make_batches: Callable[[int], Iterable], epochs: int):
     """Chain ``make_batches(epoch)`` for each epoch (each epoch reshuffles with its own seed)."""
     for epoch in range(epochs):
         yield from make_batches(epoch)
+
+
+def fit_recipe(task, model: nn.Module, split, recipe, seed: int, budget: StepBudget | None,
+               after_batch: Callable | None, make_schedule: Callable) -> nn.Module:
+    """Train ``model`` in place on ``split`` as ``recipe`` says (a task's ``fit``): mean NLL,
+    the recipe's optimizer over the trainable parameters, the learning-rate schedule
+    ``make_schedule(optimizer, total_steps)`` stepped after every optimizer step, then
+    ``after_batch(batch)`` (Amnesiac records updates there)."""
+    budget = budget or StepBudget()
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad],
+                               recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
+    schedule = make_schedule(optimizer, max(1, recipe.epochs * -(-len(split) // recipe.batch_size)))
+    torch.manual_seed(seed)
+    current = []
+
+    def batches():
+        for batch in task.epochs(split, recipe.batch_size, recipe.epochs, seed):
+            current[:] = [batch]
+            yield batch
+
+    def after_step():
+        schedule.step()
+        if after_batch is not None:
+            after_batch(current[0])
+
+    optimise(model, optimizer, batches(), lambda b: task.nll(model, b).mean(), budget,
+             after_step=after_step)
+    return model

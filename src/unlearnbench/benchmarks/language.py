@@ -24,6 +24,7 @@ TINY_METHOD_PARAMS: dict = {
     "finetune": {"lr": 0.1}, "rl": {"lr": 0.1}, "salun": {"lr": 0.1}, "scrub": {"lr": 0.1},
     "l1_sparse": {"lr": 0.05},
 }
+# Not tuned yet for SmolLM2 (each run costs minutes on a CPU): the methods' defaults apply.
 SMOL_METHOD_PARAMS: dict = {}
 
 
@@ -76,3 +77,11 @@ def books() -> BenchmarkSpec:
     return BenchmarkSpec("books", "books", "tiny-llama", TINY_RECIPE, DATA_DEFINED, {},
                          task="language", model_options=TINY_MODEL,
                          method_params=TINY_METHOD_PARAMS)
+
+
+@benchmarks.register("tofu-forget10", dataset="tofu")
+def tofu_forget10() -> BenchmarkSpec:
+    """Your TOFU files (tofu-forget10[path=DIR], forget=forget01/05 too), SmolLM2-135M fine-tuned
+    unless --model names another; world facts and real authors are evaluated, not trained."""
+    return BenchmarkSpec("tofu-forget10", "tofu", "smollm2-135m", SMOL_RECIPE, DATA_DEFINED,
+                         {"forget": "forget10"}, task="language", method_params=SMOL_METHOD_PARAMS)

@@ -288,7 +288,7 @@ def read_refusals(directory) -> tuple[str, ...]:
 
 
 @datasets.register("tofu", source="TOFU files in a local directory")
-def load_tofu(path, forget: str = "forget10") -> TextBundle:
+def load_tofu(path: str | None = None, forget: str = "forget10") -> TextBundle:
     """TOFU (Maini et al., 2024) from a local directory: JSON-lines files or a DatasetDict.
 
     Splits forget01/05/10 with retain99/95/90, holdout, world facts and real authors.
@@ -299,6 +299,9 @@ def load_tofu(path, forget: str = "forget10") -> TextBundle:
     ``also_trained``: in TOFU the pretrained model already knows the world facts and real
     authors."""
     k = check_forget_choice(forget)
+    if not path:
+        raise UserError("the tofu data set needs the directory of your TOFU files: run the "
+                        "benchmark as tofu-forget10[path=DIR] (see `unlearnbench data export`)")
     directory = _existing_directory(path)
     available = set(available_splits(directory))
     layout = "DatasetDict" if is_dataset_dict(directory) else "directory"

@@ -12,7 +12,7 @@ from torch import nn
 from ..data import DataBundle, Split
 from ..registry import models
 from ..specs import Recipe
-from ..train import StepBudget, epochs_of, make_optimizer, optimise
+from ..train import StepBudget, epochs_of, fit_recipe
 
 
 @dataclass
@@ -100,28 +100,9 @@ class ClassificationTask:
             after_batch: Callable[[Batch], None] | None = None) -> nn.Module:
         """Train ``model`` in place on ``split`` with ``recipe`` (cosine learning-rate decay).
         ``after_batch(batch)`` runs after each optimizer step (Amnesiac records updates)."""
-        budget = budget or StepBudget()
-        optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr,
-                                   recipe.momentum, recipe.weight_decay)
-        steps_per_epoch = -(-len(split) // recipe.batch_size)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, recipe.epochs * steps_per_epoch))
-        torch.manual_seed(seed)
-        current = []
-
-        def batches():
-            for batch in self.epochs(split, recipe.batch_size, recipe.epochs, seed):
-                current[:] = [batch]
-                yield batch
-
-        def after_step():
-            schedule.step()
-            if after_batch is not None:
-                after_batch(current[0])
-
-        optimise(model, optimizer, batches(), lambda b: self.nll(model, b).mean(), budget,
-                 after_step=after_step)
-        return model
+        return fit_recipe(self, model, split, recipe, seed, budget, after_batch,
+                          lambda optimizer, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+                              optimizer, T_max=total))
 
     @torch.no_grad()
     def features(self, model: nn.Module, split: Split, batch_size: int = 512) -> torch.Tensor:

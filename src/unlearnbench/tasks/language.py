@@ -25,7 +25,7 @@ from torch import nn
 
 from ..data.text import TextBundle, TextSplit, concat, prompt_and_answer
 from ..specs import Recipe
-from ..train import StepBudget, epochs_of, make_optimizer, optimise
+from ..train import StepBudget, epochs_of, fit_recipe
 
 
 @dataclass
@@ -232,26 +232,11 @@ class LanguageTask:
             self.fit(adapted, split, dataclasses.replace(recipe, lora_rank=0), seed, budget,
                      after_batch)
             return merge_lora(adapted)
-        optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad],
-                                   recipe.optimizer, recipe.lr,
-                                   recipe.momentum, recipe.weight_decay)
-        total = max(1, recipe.epochs * -(-len(split) // recipe.batch_size))
-        warmup = max(1, total // 20)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
-            (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step, total) / total))))
-        torch.manual_seed(seed)
-        current = []
 
-        def batches():
-            for batch in self.epochs(split, recipe.batch_size, recipe.epochs, seed):
-                current[:] = [batch]
-                yield batch
+        def warmup_then_cosine(optimizer, total):
+            warmup = max(1, total // 20)
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+                (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step, total) / total))))
 
-        def after_step():
-            schedule.step()
-            if after_batch is not None:
-                after_batch(current[0])
-
-        optimise(model, optimizer, batches(), lambda b: self.nll(model, b).mean(), budget,
-                 after_step=after_step)
-        return model
+        return fit_recipe(self, model, split, recipe, seed, budget, after_batch,
+                          warmup_then_cosine)
