@@ -84,7 +84,9 @@ def load_hf_model(name_or_path: str | Path, device: str | torch.device = "cpu"):
     Face cache). The model is float32, in eval mode, on ``device``; the tokenizer has a pad
     token and right padding (see ``prepare_tokenizer``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a bar per load would bury the runner's own lines
     name = str(name_or_path)
     path = Path(name).expanduser()
     if path.is_dir():
