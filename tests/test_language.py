@@ -7,7 +7,6 @@ the module in a temporary cache), with the methods' hyperparameters the language
 use (``benchmarks.language.TINY_METHOD_PARAMS``)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 import unlearnbench
 from unlearnbench import registry
 from unlearnbench.benchmarks.language import TINY_METHOD_PARAMS
-from unlearnbench.cache import ModelCache
 from unlearnbench.data.entities import load_entities
 from unlearnbench.data.text import TextBundle, prompt_and_answer, text_split
 from unlearnbench.errors import UserError
@@ -28,8 +26,9 @@ from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.metrics.inference import InferenceCache
 from unlearnbench.models.language import tiny_llama, train_tokenizer
 from unlearnbench.scenario import get_spec
-from unlearnbench.specs import Recipe
 from unlearnbench.tasks.language import LanguageTask
+
+from conftest import small_language_spec
 
 SEED = 0
 RECORDS = [
@@ -116,22 +115,17 @@ def test_tokenizer_is_deterministic_and_encodes_unseen_names():
 # -- a real scenario ------------------------------------------------------------------------
 
 def small_spec(name="entities-test", **recipe):
-    return dataclasses.replace(
-        get_spec("entities-forget05"), name=name,
-        dataset_options={"forget": "forget05", "n_entities": 20},
-        recipe=Recipe(**{"epochs": 20, "batch_size": 32, "lr": 1e-2, "weight_decay": 0.0,
-                         "optimizer": "adamw", **recipe}),
-        model_options={"vocab_size": 512, "layers": 1, "hidden": 64})
+    return small_language_spec(name, **recipe)
 
 
 @pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    return ModelCache(tmp_path_factory.mktemp("language-model-cache"))
+def model_cache(language_cache):
+    return language_cache
 
 
 @pytest.fixture(scope="module")
-def scenario(model_cache):
-    return unlearnbench.scenario(small_spec(), seed=SEED, cache=model_cache)
+def scenario(language_scenario):
+    return language_scenario
 
 
 @pytest.fixture(scope="module")

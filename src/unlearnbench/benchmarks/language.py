@@ -28,6 +28,17 @@ TINY_METHOD_PARAMS: dict = {
     "neggrad_plus": {"lr": 0.1, "beta": 0.9, "epochs": 1}, "finetune": {"lr": 0.1, "epochs": 1},
     "rl": {"lr": 0.1, "epochs": 2}, "salun": {"lr": 0.1, "epochs": 2},
     "scrub": {"lr": 0.05, "epochs": 1}, "l1_sparse": {"lr": 0.01, "epochs": 1},
+    # LM objectives (AdamW, 5 epochs; entities-forget05 seed 0, where GradDiff at 2e-4 leaves
+    # mean forget-answer token probability 0.63 and retain 0.92; target 0.98/0.97, retain
+    # model 0.55/0.97): each set to forget about as much. NPO 1e-4 keeps 0.82, 2e-4 collapses
+    # retain to 0.75; IdkDPO and SatImp need the retain NLL down-weighted (IdkDPO: 0.05, the
+    # ratio open-unlearning's 2/beta scaling gives); UNDIAL without a retain term costs retain
+    # 0.71 at 5e-5; RMU's published c 6.5, alpha 1200 do not move the tiny model.
+    "npo": {"lr": 1.5e-4}, "kl": {"lr": 2e-4}, "simnpo": {"lr": 1.5e-3},
+    "idknll": {"lr": 1e-3}, "idkdpo": {"lr": 2e-3, "retain_weight": 0.05},
+    "wga": {"lr": 4e-4}, "satimp": {"lr": 1.5e-3, "retain_weight": 0.1},
+    "task_vector": {"lr": 1e-4}, "undial": {"lr": 5e-5, "retain_weight": 1.0},
+    "rmu": {"lr": 5e-3, "alpha": 10.0, "steering": 30.0},
 }
 # Not tuned yet for SmolLM2 (each run costs minutes on a CPU): the methods' defaults apply.
 SMOL_METHOD_PARAMS: dict = {}
@@ -59,8 +70,9 @@ def entities_forget10() -> BenchmarkSpec:
 
 @benchmarks.register("entities-smol-forget05", dataset="entities")
 def entities_smol_forget05() -> BenchmarkSpec:
-    """20 fictitious people, SmolLM2-135M-Instruct fine-tuned (fetch first: unlearnbench data
-    fetch smollm2-135m); forget 5% (one person). World facts and real people are evaluated as
+    """20 fictitious people, SmolLM2-135M-Instruct fine-tuned on them; forget 5% (one person).
+
+    Fetch the model first: unlearnbench data fetch smollm2-135m. World facts and real people are evaluated as
     the pretrained model's own knowledge (TOFU's setting), not trained."""
     return BenchmarkSpec("entities-smol-forget05", "entities", "smollm2-135m", SMOL_RECIPE,
                          DATA_DEFINED, {"forget": "forget05", "n_entities": 20, "train_facts": False},
@@ -86,7 +98,9 @@ def books() -> BenchmarkSpec:
 
 @benchmarks.register("tofu-forget10", dataset="tofu")
 def tofu_forget10() -> BenchmarkSpec:
-    """Your TOFU files (tofu-forget10[path=DIR], forget=forget01/05 too), SmolLM2-135M fine-tuned
-    unless --model names another; world facts and real authors are evaluated, not trained."""
+    """Your TOFU files (run as tofu-forget10[path=DIR]), SmolLM2-135M fine-tuned; forget 10%.
+
+    forget=forget01 / forget05 in the brackets choose the other splits; --model another model.
+    World facts and real authors are evaluated, not trained."""
     return BenchmarkSpec("tofu-forget10", "tofu", "smollm2-135m", SMOL_RECIPE, DATA_DEFINED,
                          {"forget": "forget10"}, task="language", method_params=SMOL_METHOD_PARAMS)
