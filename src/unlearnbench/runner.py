@@ -27,6 +27,12 @@ from .specs import coerce, resolve_params
 from .store import RunRecord, Store
 
 
+# The methods a run without --methods compares: the no-op and the exact baseline beside the
+# most reported approximate methods of each task.
+DEFAULT_METHODS = {"classification": ("original", "retrain", "finetune", "ga", "rl"),
+                   "language": ("original", "ga", "graddiff", "npo", "simnpo")}
+
+
 @dataclass(frozen=True)
 class Job:
     benchmark: str
@@ -67,7 +73,9 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
     if not benchmark_names:
         raise UserError("no benchmark given: pass --benchmark NAME (see `unlearnbench list benchmarks`)")
     if not method_names:
-        raise UserError("no method given: pass --methods a,b,c (see `unlearnbench list methods`)")
+        tasks = {get_spec(b).task for b in benchmark_names}
+        method_names = list(dict.fromkeys(m for task in sorted(tasks)
+                                          for m in DEFAULT_METHODS[task]))
     if not seeds:
         raise UserError("no seeds: pass --seeds N with N >= 1")
     for name in overrides:

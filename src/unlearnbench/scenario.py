@@ -12,6 +12,7 @@ from torch import nn
 
 from .cache import ModelCache, content_key
 from .data import DataBundle, Split
+from .data.documents import N_GROUPS
 from .data.forget import select_forget
 from .data.manipulate import backdoor, swap_labels
 from .errors import UserError
@@ -235,10 +236,43 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
     model_seed = seed if spec.model_seed is None else spec.model_seed
     original, original_meta = _train_cached(cache, task, spec, bundle.training_split(True),
                                             model_seed, "original")
+    if spec.forget.requests > 1:
+        return _language_sequence(spec, seed, cache, task, original, original_meta, model_seed)
     reference, reference_meta = _train_cached(cache, task, spec, bundle.training_split(False),
                                               model_seed, "retrained")
-    retain = bundle.splits["retain"]
+    return Scenario(spec, seed, task, with_retain_eval(bundle.splits), original, reference,
+                    original_meta, reference_meta, cache=cache)
+
+
+def with_retain_eval(splits: dict) -> dict:
+    retain = splits["retain"]
     sample = np.sort(np.random.default_rng(0).permutation(len(retain))[:RETAIN_EVAL_SIZE])
-    splits = dict(bundle.splits, retain_eval=retain.subset(sample, "retain_eval"))
-    return Scenario(spec, seed, task, splits, original, reference, original_meta, reference_meta,
-                    cache=cache)
+    return dict(splits, retain_eval=retain.subset(sample, "retain_eval"))
+
+
+def _language_sequence(spec, seed, cache, task, original, original_meta, model_seed
+                       ) -> list[Scenario]:
+    """MUSE's sustainability protocol: request i forgets the disjoint set ``sustain_i``,
+    starting from the model request i - 1 left. Stage i is scored as the ``scale_i`` request
+    (the union of sustain_1..i: its forget, verbatim and knowledge splits), against a
+    reference retrained without that union; the original is the usual target."""
+    if "sustain_1" not in load_data(spec).splits:
+        raise UserError(f"benchmark {spec.name!r}: sequential requests on language data need a "
+                        "data set with sustain sets (news, books); use requests=1")
+    if spec.dataset_options.get("forget", "forget") != "forget":
+        raise UserError(f"benchmark {spec.name!r}: requests=K takes the sustain sets of the "
+                        "whole forget set; drop the forget= option")
+    if spec.forget.requests > N_GROUPS:
+        raise UserError(f"benchmark {spec.name!r}: at most {N_GROUPS} sequential requests "
+                        f"(the data set has {N_GROUPS} sustain sets), got {spec.forget.requests}")
+    stages = []
+    for i in range(1, spec.forget.requests + 1):
+        stage = load_data(dataclasses.replace(
+            spec, dataset_options={**spec.dataset_options, "forget": f"scale_{i}"}))
+        reference, reference_meta = _train_cached(cache, task, spec, stage.training_split(False),
+                                                  model_seed, "retrained")
+        newly = stage.splits[f"sustain_{i}"]
+        stages.append(Scenario(spec, seed, task, with_retain_eval(stage.splits), original,
+                               reference, original_meta, reference_meta, i,
+                               newly.subset(np.arange(len(newly)), "forget"), cache))
+    return stages
