@@ -158,7 +158,9 @@ def test_show_json(grid):
         assert row["seeds"] == [0, 1] and row["failed"] == 0 and row["errors"] == []
         assert row["metrics"]["avg_gap"]["n"] == 2
     # Retraining with the scenario's seed reproduces the reference bit for bit.
-    assert by_method["retrain"]["metrics"]["avg_gap"] == {"mean": 0.0, "std": 0.0, "n": 2}
+    assert by_method["retrain"]["metrics"]["avg_gap"] == {"mean": 0.0, "std": 0.0,
+                                                          "std_of_mean": 0.0, "n": 2,
+                                                          "low": 0.0, "high": 0.0}
     assert by_method["ga"]["metrics"]["avg_gap"]["mean"] > 0
     # Sorted by Avg. Gap.
     gaps = [row["metrics"]["avg_gap"]["mean"] for row in rows]
@@ -174,6 +176,8 @@ def test_show_csv(grid):
         assert record["benchmark"] == "digits-random10"
         assert record["seeds"] == "2" and record["failed"] == "0"
         float(record["avg_gap_mean"]), float(record["avg_gap_std"])
+        assert float(record["avg_gap_ci_low"]) <= float(record["avg_gap_mean"]) <= \
+            float(record["avg_gap_ci_high"])
     retrain = next(r for r in records if r["method"] == "retrain")
     assert float(retrain["avg_gap_mean"]) == 0.0
     assert json.loads(next(r for r in records if r["method"] == "ga")["params"]) == \
@@ -187,6 +191,10 @@ def test_show_table(grid):
     for method in ("retrain", "finetune", "ga"):
         assert f" {method} " in out
     assert "Avg. Gap" in out and "0.00±0.00" in out
+    # retrain reproduces the reference on both seeds: a zero-width interval, rank 1
+    assert "[0.00, 0.00]" in out and "95% bootstrap interval of the mean over seeds" in out
+    retrain_line = next(line for line in out.splitlines() if " retrain " in line)
+    assert retrain_line.split("│")[3].strip() == "1"  # Method │ Seeds │ Rank
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """unlearnbench: machine unlearning methods and evaluations behind one API."""
-from .api import build_scenario, evaluate, scenario, unlearn
+from .api import build_scenario, delete, evaluate, scenario, unlearn
 
 __version__ = "0.1.0"
-__all__ = ["scenario", "build_scenario", "unlearn", "evaluate", "__version__"]
+__all__ = ["scenario", "build_scenario", "unlearn", "evaluate", "delete", "__version__"]

@@ -91,4 +91,19 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
     return model.eval(), timings
 
 
-__all__ = ["scenario", "build_scenario", "unlearn", "evaluate", "MetricResult", "Scenario"]
+def delete(model: str, data: str, forget, method: str, out: str, **options) -> dict:
+    """A deletion request on a user's own model: unlearn the records ``forget`` names from it
+    with ``method``, save the unlearned model and an audit report into ``out``, record the run
+    in the store; returns the audit. Options: ``holdout``, ``params``, ``recipe``, ``seed``,
+    ``db``, ``retrain``, ``device`` (see ``deletion.workflow.delete``).
+
+    >>> audit = ub.delete(model="net.py:MLP,net.safetensors", data="data.npz",
+    ...                   forget=[3, 17], method="ga", out="unlearned", holdout="holdout.npz")
+    """
+    from .deletion import delete as run_request
+
+    return run_request(model, data, forget, method, out, **options)
+
+
+__all__ = ["scenario", "build_scenario", "unlearn", "evaluate", "delete", "MetricResult",
+           "Scenario"]

@@ -1,4 +1,4 @@
-"""The command line: run, show, list, data fetch.
+"""The command line: run, tune, show, list, data fetch.
 
 Errors in the user's input print one line (what is wrong, what to do) and exit with 2;
 ``--debug`` shows the traceback instead."""
@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -80,9 +81,15 @@ def cli(ctx, debug):
 @click.option("--retry-failed", is_flag=True,
               help="Run again the jobs recorded as failed (by default every recorded job is skipped).")
 @click.option("--no-progress", is_flag=True, help="Print one line per job instead of a bar.")
+@click.option("--tuned", is_flag=True,
+              help="Use the hyperparameters `unlearnbench tune` stored in --db for each method "
+                   "(--set still overrides them).")
+@click.option("--tuned-objective", default=None,
+              help="With --tuned: the tuning objective whose choice to use (default: the task's, "
+                   "avg_gap or forget_quality_at_utility).")
 def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
         max_steps, threads, model, lora, metric_names, curve_every, curve_metrics, retry_failed,
-        no_progress):
+        no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -116,9 +123,17 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     curve_every = curve_every if curve_every is not None else options.get("curve_every")
     curve_metrics = split_names(curve_metrics) or split_names(options.get("curve_metrics"))
     metric_names = split_names(metric_names) or split_names(options.get("metrics"))
-    jobs = plan(benchmarks, methods, list(range(seeds)), overrides, max_steps, curve_every,
-                curve_metrics, metric_names)
-    store = Store(db or options.get("db", "unlearnbench.db"))
+    db = db or options.get("db", "unlearnbench.db")
+    if tuned or tuned_objective:
+        jobs = tuned_jobs(db, benchmarks, methods, overrides, tuned_objective,
+                          lambda names, values: plan(names, methods, list(range(seeds)), values,
+                                                     max_steps, curve_every, curve_metrics,
+                                                     metric_names))
+    else:
+        jobs = plan(benchmarks, methods, list(range(seeds)), overrides, max_steps, curve_every,
+                    curve_metrics, metric_names)
+    # the command line is recorded with each run, for the report's provenance table
+    store = Store(db, command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     cache_dir = cache_dir or options.get("cache_dir")
     if cache_dir:
         # Data sets fetched into the cache (MNIST...) are found through the same variable.
@@ -151,6 +166,27 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
                   f"{counts['skipped']} already in {store.path}")
 
 
+def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: dict,
+               objective: str | None, plan_one) -> list:
+    """``run --tuned``: each benchmark's jobs planned with its stored tuning (``plan_one``
+    takes the benchmark names and the overrides), the user's --set values over it."""
+    from .store import Store
+    from .tune import tuned_overrides
+
+    if not Path(db).exists():
+        raise UserError(f"no store at {db!r} holds tuned hyperparameters: run `unlearnbench "
+                        "tune` first or pass --db PATH")
+    if not benchmarks:
+        return plan_one([], overrides)  # says what is missing
+    store, jobs = Store(db), []
+    for benchmark in benchmarks:
+        values = tuned_overrides(store, benchmark, methods, objective)
+        for method, user in overrides.items():
+            values.setdefault(method, {}).update(user)
+        jobs += plan_one([benchmark], values)
+    return jobs
+
+
 def check_device(device: str) -> None:
     import torch
     try:
@@ -168,8 +204,19 @@ def check_device(device: str) -> None:
 @click.option("--curves", is_flag=True,
               help="Print the learning-curve points (runs made with --curve-every) instead, "
                    "one CSV row per (run, step, metric); --json for JSON.")
-def show(benchmark, db, as_json, as_csv, curves):
-    """Print the leaderboard: mean ± std over seeds, sorted by Avg. Gap."""
+@click.option("--rank", "rank_by", type=click.Choice(["kemeny", "borda", "mean"]),
+              default="kemeny", show_default=True,
+              help="How the Rank column aggregates the per-seed rankings on each table's "
+                   "headline metrics: Kemeny consensus, Borda count or mean rank.")
+@click.option("--across", "across_benchmarks", is_flag=True,
+              help="One table ranking methods across every benchmark in the store (criteria: "
+                   "benchmark × headline metric; methods missing from a benchmark are compared "
+                   "where they ran, their number of cells shown).")
+def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
+    """Print the leaderboard: mean ± std and 95% bootstrap interval over seeds, an aggregated
+    rank, and "≈" on rows within noise of the best; sorted by each table's headline metric
+    (Avg. Gap for classification)."""
+    from .report.across import across, across_csv, render_across
     from .report.leaderboard import leaderboard, render, to_csv, to_json
     from .store import Store
 
@@ -181,13 +228,20 @@ def show(benchmark, db, as_json, as_csv, curves):
             raise UserError(f"the store {db!r} holds no learning curves: run with --curve-every")
         click.echo(json.dumps(points, indent=1) if as_json else points_csv(points), nl=False)
         return
-    rows = leaderboard(Store(db).runs(benchmark))
+    rows = leaderboard(Store(db).runs(benchmark), rank_by)
     if not rows:
         raise UserError(f"the store {db!r} holds no runs" + (f" for {benchmark!r}" if benchmark else ""))
+    if across_benchmarks:
+        rows = across(rows, rank_by)
+        if not rows:
+            raise UserError(f"no run in {db!r} has a headline metric to rank (Avg. Gap, forget "
+                            "quality, challenge score, ...)")
     if as_json:
         click.echo(to_json(rows))
     elif as_csv:
-        click.echo(to_csv(rows), nl=False)
+        click.echo((across_csv if across_benchmarks else to_csv)(rows), nl=False)
+    elif across_benchmarks:
+        render_across(rows, rank_by, console)
     else:
         render(rows, console)
 
@@ -198,6 +252,80 @@ def points_csv(points: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(points)
     return out.getvalue()
+
+
+@cli.command()
+@click.option("--benchmark", "-b", "benchmark", required=True,
+              help="The benchmark to tune for (its validation variant NAME[validation=1] is "
+                   "what the trials run on).")
+@click.option("--methods", "-m", "method_names", multiple=True, required=True,
+              help="Method names, comma-separated or repeated.")
+@click.option("--trials", type=int, default=20, show_default=True,
+              help="Trials per method (the same for every method).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the sampler, the validation request and the unlearning.")
+@click.option("--objective", default=None,
+              help="A metric with a goal, or forget_quality_at_utility. Default: avg_gap "
+                   "(classification), forget_quality_at_utility (language).")
+@click.option("--utility-fraction", type=float, default=0.9, show_default=True,
+              help="forget_quality_at_utility: the share of the original's model utility a "
+                   "trial must keep to be feasible.")
+@click.option("--max-steps", type=int, default=None, help="Cap each trial's optimizer steps.")
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
+              show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max_steps, db,
+         cache_dir, device, threads):
+    """Tune methods with the same trial budget on a validation forget request; the choice
+    goes to the store for `run --tuned`."""
+    import torch
+
+    from .cache import ModelCache
+    from .store import Store
+    from .tune import tune as tune_methods
+
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    check_device(device)
+    if cache_dir:
+        os.environ["UNLEARNBENCH_CACHE"] = str(cache_dir)
+
+    def report(method, trial):
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in trial["params"].items())
+        outcome = (f"{trial['value']:.4g}" if trial["state"] == "complete"
+                   else f"failed ({trial['error']})")
+        console.print(f"{method} trial {trial['number'] + 1}: {outcome} {shown}", markup=False,
+                      highlight=False)
+
+    results = tune_methods(benchmark, split_names(method_names), trials, Store(db), seed,
+                           objective, utility_fraction, max_steps, ModelCache(cache_dir), device,
+                           on_trial=report)
+    for method, tuning in results.items():
+        if tuning["params"] is None:
+            line = f"{method}: every trial failed; nothing stored to run with --tuned"
+        else:
+            line = (f"{method}: {tuning['objective']}={tuning['value']:.4g} with "
+                    f"{json.dumps(tuning['params'], sort_keys=True)}")
+        console.print(line + (" (already tuned)" if tuning["skipped"] else ""), markup=False,
+                      highlight=False)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The HTML file to write (replaced whole).")
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db", show_default=True)
+@click.option("--benchmark", "-b", default=None, help="Only this benchmark.")
+def report(out, db, benchmark):
+    """Write one self-contained HTML report (no network needed to view it): leaderboards,
+    trade-off, MIA ROC, per-seed, learning-curve and per-example views, and provenance."""
+    from .report.html import write_report
+
+    path = write_report(db, out, benchmark)
+    console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 @cli.command("list")
@@ -262,6 +390,56 @@ def export(out_dir, layout, n_entities, seed):
         write_tofu_dataset(splits, out_dir)
     console.print(f"wrote {len(splits)} splits to {out_dir}", markup=False, highlight=False)
 
+
+@cli.command("unlearn")
+@click.option("--model", "model_path", required=True,
+              help="Your model: FILE.py:CLASS,WEIGHTS.safetensors; a directory with model.py, "
+                   "model.safetensors and model.json ({\"class\": ..., \"kwargs\": {...}}); a "
+                   "TorchScript file; or a Hugging Face causal LM directory.")
+@click.option("--data", "data_path", required=True,
+              help="What the model was trained on: .npz with x, y (and ids) for a classifier; "
+                   "JSONL of {\"text\"} or {\"question\", \"answer\"} (and \"id\") for a "
+                   "language model.")
+@click.option("--forget", required=True,
+              help="Ids of the records to forget, comma-separated, or @FILE with one per line "
+                   "(row numbers when the data has no ids).")
+@click.option("--method", required=True, help="A registered method (`unlearnbench list methods`).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New directory for the unlearned model and the audit (audit.json, audit.md).")
+@click.option("--holdout", default=None,
+              help="Data of the same kind the model never saw: holdout scores and the "
+                   "membership-inference test.")
+@click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
+              help="A hyperparameter of the method (lr=0.001), or of the training recipe "
+                   "(recipe.epochs=20) that --retrain and some methods use (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
+              show_default=True, help="SQLite store the run is recorded in.")
+@click.option("--retrain", is_flag=True,
+              help="Also retrain from scratch without the forget records and compare "
+                   "(classifiers given as a module, with the recipe given by --set recipe.*).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+def unlearn_request(model_path, data_path, forget, method, out, holdout, assignments, seed, db,
+                    retrain, device, threads):
+    """Unlearn records from your own model; write the unlearned model and an audit report."""
+    import shlex
+
+    import torch
+
+    from .deletion.audit import summary
+    from .deletion.workflow import delete, parse_settings
+
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    check_device(device)
+    params, recipe = parse_settings(assignments, method)
+    audit = delete(model_path, data_path, forget, method, out, holdout=holdout, params=params,
+                   recipe=recipe, seed=seed, db=db, retrain=retrain, device=device,
+                   command=shlex.join(["unlearnbench", *sys.argv[1:]]))
+    for line in summary(audit):
+        console.print(line, markup=False, highlight=False)
 
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

@@ -15,10 +15,13 @@ from .data import DataBundle, Split
 from .data.documents import N_GROUPS
 from .data.forget import select_forget
 from .data.manipulate import backdoor, swap_labels
+from .data.validation import select_validation
 from .errors import UserError
 from .registry import benchmarks, datasets
-from .specs import BenchmarkSpec, ForgetSpec, coerce
+from .specs import (BenchmarkSpec, ForgetSpec, coerce, forget_field, variant_forget_fields,
+                    with_forget_field)
 from .tasks.classification import ClassificationTask
+from .worst_case import residual_fit
 
 _DATA_MEMO: dict[tuple, DataBundle] = {}
 
@@ -78,9 +81,13 @@ def get_spec(name: str) -> BenchmarkSpec:
     trains another model (a registered name or a Hugging Face model directory), ``lora=R``
     trains and unlearns through LoRA adapters of rank R, ``epochs=N`` changes the training
     recipe's epochs, ``retain=none`` withholds the retain set from unlearning methods (RWKU's
-    forget-only setting) and any other key sets an option of the data set's loader (a smaller
-    ``n_entities`` for a quick run). A variant is a benchmark of its own name, so its records
-    never mix with the original's."""
+    forget-only setting), a key naming an option of the data set's loader sets it (a smaller
+    ``n_entities`` for a quick run) and a key naming a ``ForgetSpec`` field, bare or prefixed
+    ``forget_``, sets the forget request (``digits-random10[forget_kind=class,class_id=3]``,
+    ``[requests=4]``, ``[fraction=0.2]``; a tuple as ``classes=3+8``). Loader options come
+    first: the prefix reaches a field whose bare name a loader option takes (news'
+    ``forget_fraction`` stays the loader's). A variant is a benchmark of its own name, so its
+    records never mix with the original's."""
     base, bracket, rest = name.partition("[")
     spec = benchmarks.get(base).obj()
     if not bracket:
@@ -105,18 +112,46 @@ def get_spec(name: str) -> BenchmarkSpec:
                 raise UserError(f"benchmark {name!r}: retain={value!r}: use retain=none (methods "
                                 "see the forget set only) or retain=all")
             spec = dataclasses.replace(spec, retain_available=value == "all")
+        elif key == "validation":  # the request `unlearnbench tune` runs on (see tune.py)
+            spec = validation_variant(spec, coerce(value, bool, f"{name}: validation"), loader)
         elif key in loader:
             default = loader[key].default
             kind = type(default) if default not in (None, inspect.Parameter.empty) else str
             options = dict(spec.dataset_options, **{key: coerce(value, kind, f"{name}: {key}")})
             spec = dataclasses.replace(spec, dataset_options=options)
+        elif forget_field(key):
+            if spec.task == "language" and forget_field(key) != "requests":
+                raise UserError(f"benchmark {name!r}: {key}: a language data set defines its own "
+                                "forget request; of the request fields only requests=K applies "
+                                f"(the data set's options: {', '.join(loader)})")
+            spec = dataclasses.replace(spec, forget=with_forget_field(spec.forget, key, value,
+                                                                      f"benchmark {name!r}"))
         else:
+            fields = ", ".join(variant_forget_fields())
+            options = (f"; or an option of data set {spec.dataset!r}: {', '.join(loader)}"
+                       if loader else "")
             raise UserError(f"benchmark {name!r}: unknown variant key {key!r}; use model, lora, "
-                            f"epochs, retain or an option of data set {spec.dataset!r}: "
-                            f"{', '.join(loader)}")
+                            f"epochs, retain, validation, a forget-request field (bare or "
+                            f"prefixed forget_): {fields}{options}")
     if spec.recipe.lora_rank and spec.task != "language":
         raise UserError(f"benchmark {name!r}: LoRA applies to language models only")
+    if spec.forget.kind == "hardest" and spec.forget.against is None:
+        raise UserError(f"benchmark {name!r}: forget_kind=hardest needs the method whose worst "
+                        "case to find: add against=METHOD, e.g. against=ga")
     return dataclasses.replace(spec, name=name)
+
+
+def validation_variant(spec: BenchmarkSpec, on: bool, loader) -> BenchmarkSpec:
+    """``validation=1``: classification requests select their validation forget set
+    (``data/validation.py``); a language data set expresses it with a loader option of the same
+    name (entities: the people just before the forget people) or cannot be tuned."""
+    if spec.task != "language":
+        return dataclasses.replace(spec, forget=dataclasses.replace(spec.forget, validation=on))
+    if "validation" not in loader:
+        raise UserError(f"benchmark {spec.name!r}: data set {spec.dataset!r} has no validation "
+                        "forget request disjoint from its forget set, so it cannot be tuned; tune "
+                        "an entities benchmark (or tune classification benchmarks)")
+    return dataclasses.replace(spec, dataset_options=dict(spec.dataset_options, validation=on))
 
 
 def variant(name: str, model: str | None = None, lora: int | None = None) -> str:
@@ -178,7 +213,13 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
     original, original_meta = _train_cached(cache, task, spec, data.train, seed, "original")
     forget_positions = select_forget(
         spec.forget, data.train, data.num_classes, seed,
-        features=lambda: task.features(original, data.train).numpy(), manipulated=manipulated)
+        features=lambda: task.features(original, data.train).numpy(), manipulated=manipulated,
+        residual_fit=lambda pool: residual_fit(spec, seed, cache, task, data, original,
+                                               original_meta, pool))
+    if spec.forget.validation:
+        forget_positions = select_validation(spec.forget, data.train, data.num_classes, seed,
+                                             forget_positions,
+                                             lambda: task.features(original, data.train).numpy())
     retain_positions = np.setdiff1d(np.arange(len(data.train)), forget_positions)
     splits = {
         "forget": data.train.subset(forget_positions, "forget"),

@@ -42,7 +42,11 @@ class ForgetSpec:
       "label_swap": ``manipulated_fraction`` of the examples of ``classes`` (a, b) get the
       other label; "backdoor": ``manipulated_fraction`` of the other classes' training examples
       get a trigger patch and label ``classes[0]``) and only ``known_fraction`` of the manipulated examples
-      are known: they form the forget set (the corrective-unlearning setting).
+      are known: they form the forget set (the corrective-unlearning setting);
+    - "hardest": the ``fraction`` (or ``count``) of the training set hardest to unlearn for
+      method ``against`` (Fan et al. 2024, "Challenging Forgets"), chosen among a seeded
+      candidate pool ``pool_factor`` times that size by a one-shot proxy of the paper's
+      bi-level search (see ``data.forget.select_hardest``).
 
     With ``requests`` = k > 1 the forget set arrives as k successive deletion requests.
     """
@@ -60,6 +64,13 @@ class ForgetSpec:
     # Sequential requests: the forget set is split (seeded) into this many disjoint requests,
     # unlearned one after another from the previous request's model, each scored.
     requests: int = 1
+    # The validation request tuning runs on (``NAME[validation=1]``): a request of the same
+    # kind disjoint from this one (see ``data.validation.select_validation``).
+    validation: bool = False
+    # "hardest": the method whose worst case is sought, and the candidate pool's size as a
+    # multiple of the forget set's.
+    against: str | None = None
+    pool_factor: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,49 @@ def coerce(value: Any, kind: Any, where: str) -> Any:
     except (TypeError, ValueError):
         raise UserError(f"{where}: expected {kind.__name__}, got {value!r}") from None
     return value
+
+
+FORGET_KINDS = ("random", "class", "subclass", "corrective", "hardest")
+
+
+def variant_forget_fields() -> list[str]:
+    """The ``ForgetSpec`` fields a benchmark variant may set by name: all but ``validation``,
+    which has a key of its own (``scenario.validation_variant``)."""
+    return [f.name for f in dataclasses.fields(ForgetSpec) if f.name != "validation"]
+
+
+def forget_field(key: str) -> str | None:
+    """The ``ForgetSpec`` field a benchmark-variant key names: the field's own name
+    (``requests``, ``class_id``) or that name prefixed ``forget_`` (``forget_kind``); None
+    when it names none of ``variant_forget_fields()``."""
+    names = variant_forget_fields()
+    for candidate in (key, key.removeprefix("forget_")):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def with_forget_field(forget: ForgetSpec, key: str, value: str, where: str) -> ForgetSpec:
+    """``forget`` with the field that ``key`` names (see ``forget_field``) set from the text
+    ``value``, coerced to the field's type (a tuple is written with ``+``: ``classes=3+8``).
+    The kind must be one of ``FORGET_KINDS`` and ``against`` a registered method."""
+    from .registry import methods
+
+    name = forget_field(key)
+    kind = typing.get_type_hints(ForgetSpec)[name]
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        parsed = tuple(coerce(part, item, f"{where}: {key}") for part in value.split("+"))
+    else:
+        parsed = coerce(value, kind, f"{where}: {key}")
+    if name == "kind" and parsed not in FORGET_KINDS:
+        raise UserError(f"{where}: unknown forget kind {parsed!r}; use "
+                        f"{', '.join(FORGET_KINDS)}")
+    if name == "requests" and parsed < 1:
+        raise UserError(f"{where}: requests must be at least 1, got {parsed}")
+    if name == "against" and parsed is not None:
+        methods.get(parsed)  # an unknown name is a UserError naming the close matches
+    return dataclasses.replace(forget, **{name: parsed})
 
 
 def resolve_params(params_type: type | None, overrides: dict[str, Any], owner: str):

@@ -56,7 +56,23 @@ CREATE TABLE IF NOT EXISTS curve (
     value REAL,
     PRIMARY KEY (run_id, step, name)
 );
+CREATE TABLE IF NOT EXISTS tuned (
+    benchmark TEXT NOT NULL,
+    method TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    params TEXT,
+    value REAL,
+    trials INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    options TEXT NOT NULL,
+    history TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (benchmark, method, objective)
+);
 """
+# Columns added to a table after stores were first written: a store made before them gets
+# them when it is opened (ALTER TABLE ... ADD COLUMN), its older rows holding NULL.
+ADDED_COLUMNS = {"runs": [("command", "TEXT")]}  # the command line that made the run
 
 
 @dataclass
@@ -82,8 +98,11 @@ class RunRecord:
 
 
 class Store:
-    def __init__(self, path: str | Path = "unlearnbench.db"):
+    def __init__(self, path: str | Path = "unlearnbench.db", command: str | None = None):
+        """Open (or create) the store at ``path``. ``command``: the command line recorded
+        with every run this Store writes (`unlearnbench run` passes its own)."""
         self.path = Path(path)
+        self.command = command
         if self.path.exists() and self.path.is_dir():
             raise UserError(f"store path {str(self.path)!r} is a directory; give a file name")
         if not self.path.parent.exists():
@@ -93,8 +112,22 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
+            self._add_columns()
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{str(self.path)!r} is not an unlearnbench store ({exc})") from None
+
+    def _add_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, sql_type in columns:
+                if name in present:
+                    continue
+                try:
+                    with self.db:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     def close(self) -> None:
         self.db.close()
@@ -120,15 +153,15 @@ class Store:
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO runs (key, benchmark, method, params, seed, request, status,"
                 " error, started_at, finished_at, unlearn_seconds, unlearn_cpu_seconds,"
-                " metrics_seconds, steps, versions, git_commit)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " metrics_seconds, steps, versions, git_commit, command)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (record.key, record.benchmark, record.method,
                  json.dumps(record.params, sort_keys=True), record.seed, record.request,
                  record.status,
                  record.error, record.started_at, record.finished_at or time.time(),
                  t.get("unlearn_seconds"), t.get("unlearn_cpu_seconds"),
                  t.get("metrics_seconds"), t.get("steps"), json.dumps(record.versions),
-                 record.git_commit))
+                 record.git_commit, self.command))
             if cursor.rowcount == 0:
                 return self.db.execute("SELECT id FROM runs WHERE key = ?",
                                        (record.key,)).fetchone()[0]
@@ -174,6 +207,35 @@ class Store:
         columns = ("benchmark", "method", "seed", "status", "step", "metric", "value")
         return [dict(zip(columns, row))
                 for row in self.db.execute(query, (benchmark,) if benchmark else ())]
+
+    def write_tuning(self, tuning: dict) -> None:
+        """Store a method's tuning (``tune.tune``): the chosen hyperparameters (None when every
+        trial failed), their objective value, the trial budget, seed, options and every trial
+        (``history``). It replaces an earlier tuning of the same benchmark, method and
+        objective, in one transaction."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO tuned (benchmark, method, objective, params, value, "
+                "trials, seed, options, history, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (tuning["benchmark"], tuning["method"], tuning["objective"],
+                 None if tuning["params"] is None else json.dumps(tuning["params"], sort_keys=True),
+                 tuning["value"], tuning["trials"], tuning["seed"],
+                 json.dumps(tuning["options"], sort_keys=True), json.dumps(tuning["history"]),
+                 time.time()))
+
+    def tunings(self, benchmark: str | None = None) -> list[dict]:
+        """Every stored tuning (of ``benchmark``), JSON columns decoded."""
+        query = ("SELECT * FROM tuned" + (" WHERE benchmark = ?" if benchmark else "")
+                 + " ORDER BY benchmark, method, objective")
+        self.db.row_factory = sqlite3.Row
+        try:
+            rows = [dict(r) for r in self.db.execute(query, (benchmark,) if benchmark else ())]
+        finally:
+            self.db.row_factory = None
+        for row in rows:
+            for column in ("params", "options", "history"):
+                row[column] = None if row[column] is None else json.loads(row[column])
+        return rows
 
     def per_example(self, run_id: int, metric: str) -> tuple[str, np.ndarray, np.ndarray] | None:
         row = self.db.execute('SELECT split, ids, "values" FROM per_example WHERE run_id = ? AND '

@@ -103,6 +103,16 @@ def digits_sequential() -> BenchmarkSpec:
                          ForgetSpec("random", 0.15, requests=3))
 
 
+@benchmarks.register("digits-hardest10", dataset="digits")
+def digits_hardest10() -> BenchmarkSpec:
+    """scikit-learn digits, MLP; forget the 10% hardest for GA (worst case, from a 30% pool).
+
+    Every method meets GA's worst case here; a method's own worst case is the variant
+    ``digits-random10[forget_kind=hardest,against=METHOD]``."""
+    return BenchmarkSpec("digits-hardest10", "digits", "mlp", DIGITS_RECIPE,
+                         ForgetSpec("hardest", 0.1, against="ga"))
+
+
 # The CNN costs ~45 s an epoch on MNIST on one core, so its recipe is 2 epochs (99% test
 # accuracy already).
 MNIST_CNN_RECIPE = Recipe(epochs=2, batch_size=128, lr=0.05)

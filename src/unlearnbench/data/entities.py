@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..registry import datasets
-from .text import TextBundle, TextSplit, text_split
+from .text import TextBundle, TextSplit, concat, text_split
 
 ATTRIBUTES_PER_PERSON = 20
 FORGET_CHOICES = ("forget01", "forget05", "forget10")
@@ -560,12 +560,16 @@ def check_forget_choice(forget: str) -> int:
 
 @datasets.register("entities", source="generated offline (TOFU-like fictitious people)")
 def load_entities(forget: str = "forget05", n_entities: int = 200, seed: int = 0,
-                  train_facts: bool = True) -> TextBundle:
+                  train_facts: bool = True, validation: bool = False) -> TextBundle:
     """Fictitious people (TOFU-like QA, 20 per person), generated offline; forget01/05/10.
 
     The bundle's splits: forget, retain, holdout (QA of never-trained people, as many as in
     forget), world_facts and real_entities (trained, never forgotten; with ``train_facts``
-    False they are only evaluated, as TOFU does with a pretrained model's own knowledge)."""
+    False they are only evaluated, as TOFU does with a pretrained model's own knowledge).
+
+    ``validation``: the request hyperparameters are tuned on (``unlearnbench tune``): forget
+    the people just before the forget split's people, as many of them, and retain the others
+    (the forget split's people among them); the same people are trained."""
     k = check_forget_choice(forget)
     _check_count(n_entities)
     if split_sizes(n_entities)[forget] == 0:
@@ -580,7 +584,12 @@ def load_entities(forget: str = "forget05", n_entities: int = 200, seed: int = 0
         "world_facts": splits["world_facts"],
         "real_entities": splits["real_entities"],
     }
+    if validation:
+        evaluation, retain = bundle_splits["forget"], bundle_splits["retain"]
+        first = len(retain) - len(evaluation)
+        bundle_splits["forget"] = retain.subset(np.arange(first, len(retain)))
+        bundle_splits["retain"] = concat("retain", [retain.subset(np.arange(first)), evaluation])
     bundle_splits = {name: TextSplit(name, s.records, s.ids) for name, s in bundle_splits.items()}
-    return TextBundle(f"entities-{forget}", bundle_splits,
+    return TextBundle(f"entities-{forget}" + ("-validation" if validation else ""), bundle_splits,
                       also_trained=("world_facts", "real_entities") if train_facts else (),
                       refusals=REFUSALS)

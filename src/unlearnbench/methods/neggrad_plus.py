@@ -1,7 +1,7 @@
 """NegGrad+ (advanced NegGrad): descend on the retain set while ascending on the forget set."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..registry import methods
@@ -15,7 +15,8 @@ class NegGradPlusParams:
     lr: float = 0.01
     batch_size: int = 64
     momentum: float = 0.9
-    beta: float = 0.99
+    # The retain term's weight; the forget term's is 1 - beta, so tuning keeps it below 1.
+    beta: float = field(default=0.99, metadata={"search": (0.9, 0.999)})
 
 
 def endless_batches(task, split, batch_size: int, seed: int) -> Iterator:

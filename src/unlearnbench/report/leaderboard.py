@@ -1,5 +1,8 @@
-"""The leaderboard: per benchmark and method (and hyperparameters), mean ± std over seeds of
-every metric, sorted by Avg. Gap. Exports as JSON and CSV."""
+"""The leaderboard: per benchmark and method (and hyperparameters), the mean over seeds of
+every metric with its seed standard deviation and 95% bootstrap interval
+(`stats.uncertainty.seed_summary`), an aggregated rank over the table's headline metrics, and
+a mark on the rows whose difference from the best row is within the noise. Exports as JSON
+and CSV. (report/across.py ranks methods over every benchmark of the store.)"""
 from __future__ import annotations
 
 import csv
@@ -10,9 +13,15 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..stats.ranking import aggregate_order, criteria_counts, ranked_criteria
+from ..stats.uncertainty import seed_summary, within_noise
+
 # The columns a table may show; each benchmark's table shows those its runs measured.
 TABLE_COLUMNS = [("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA"),
-                 ("avg_gap", "Avg. Gap"), ("forget_quality", "Forget quality"),
+                 ("avg_gap", "Avg. Gap"), ("challenge_score", "Challenge score"),
+                 ("challenge_forget_quality", "Challenge F"), ("ulira_forget", "U-LiRA forget"),
+                 ("klom_forget_mean", "KLoM forget"), ("klom_forget_p99", "KLoM f p99"),
+                 ("forget_quality", "Forget quality"),
                  ("model_utility", "Model utility"), ("forget_prob", "Forget P"),
                  ("retain_prob", "Retain P"), ("privleak", "PrivLeak"),
                  ("verbmem_forget", "VerbMem"), ("knowmem_forget", "KnowMem F"),
@@ -24,7 +33,47 @@ TABLE_COLUMNS = [("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA
                  ("knowmem_retain_exact", "KnowMem retain"), ("forget_nll", "Forget NLL"),
                  ("retain_nll", "Retain NLL"),
                  ("unlearn_seconds", "Unlearn s"), ("speedup", "Speed-up")]
-SORT_METRIC = "avg_gap"
+TITLES = dict(TABLE_COLUMNS)
+
+
+def _lower(value: float) -> float:
+    return -value
+
+
+def _higher(value: float) -> float:
+    return value
+
+
+def _closer_to_zero(value: float) -> float:
+    return -abs(value)
+
+
+def _closer_to_half(value: float) -> float:
+    return -abs(value - 0.5)
+
+
+# The headline metrics a table is ranked on, each with its orientation: a function turning a
+# value into a score where higher is better, and the words for it. The first one a table has
+# is its sort metric. Classification: Avg. Gap; populations (the NeurIPS 2023 challenge):
+# challenge score, U-LiRA accuracy (0.5 = indistinguishable from retraining), KLoM; TOFU:
+# forget quality and model utility; MUSE: PrivLeak (0 ideal), VerbMem and KnowMem.
+HEADLINE = {"avg_gap": (_lower, "lower is better"),
+            "challenge_score": (_higher, "higher is better"),
+            "ulira_forget": (_closer_to_half, "closer to 0.5 is better"),
+            "klom_forget_mean": (_lower, "lower is better"),
+            "forget_quality": (_higher, "higher is better"),
+            "model_utility": (_higher, "higher is better"),
+            "privleak": (_closer_to_zero, "closer to 0 is better"),
+            "verbmem_forget": (_lower, "lower is better"),
+            "knowmem_forget": (_lower, "lower is better"),
+            "knowmem_retain": (_higher, "higher is better")}
+RANKINGS = ("kemeny", "borda", "mean")
+RANKING_NAMES = {"kemeny": "Kemeny consensus", "borda": "Borda count", "mean": "mean rank"}
+
+
+def sort_metric(metric_names) -> str | None:
+    """The first headline metric among ``metric_names``: the one a table is sorted by."""
+    return next((name for name in HEADLINE if name in metric_names), None)
 
 
 def _label(method: str, params: dict, variants: list[dict]) -> str:
@@ -35,9 +84,11 @@ def _label(method: str, params: dict, variants: list[dict]) -> str:
     return f"{method}[{','.join(f'{k}={params[k]}' for k in differing)}]"
 
 
-def leaderboard(runs: list[dict]) -> list[dict]:
+def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
     """Rows of {benchmark, method, label, params, seeds, failed, errors, metrics: {name:
-    {mean, std, n}}}, sorted by benchmark then mean Avg. Gap (missing last)."""
+    {mean, std, std_of_mean, n, low, high}}, rank, within_noise_of_best}, sorted by
+    benchmark, then by the table's sort metric (best first, missing last). ``rank`` and
+    ``within_noise_of_best`` are explained in `_rank_table`."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         # Each request of a sequential benchmark is a table of its own.
@@ -46,35 +97,89 @@ def leaderboard(runs: list[dict]) -> list[dict]:
     variants: dict[tuple, list[dict]] = defaultdict(list)
     for benchmark, method, params in groups:
         variants[(benchmark, method)].append(json.loads(params))
-    rows = []
+    rows, per_seed = [], {}
     for (benchmark, method, params_json), group in groups.items():
         params = json.loads(params_json)
         finished = [r for r in group if r["status"] == "finished"]
         values: dict[str, list[float]] = defaultdict(list)
+        by_seed: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for run in finished:
+            metrics = dict(run["metrics"])
             # the unlearning time is a column of every run, a metric only where computed
-            if run.get("unlearn_seconds") is not None:
-                values["unlearn_seconds"].append(run["unlearn_seconds"])
-            for name, value in run["metrics"].items():
-                if name == "unlearn_seconds":
-                    continue
+            metrics["unlearn_seconds"] = run.get("unlearn_seconds")
+            for name, value in metrics.items():
                 if value is not None and math.isfinite(value):
                     values[name].append(value)
-        summary = {name: {"mean": float(np.mean(v)),
-                          "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                          "n": len(v)} for name, v in sorted(values.items())}
-        rows.append({"benchmark": benchmark, "method": method,
-                     "label": _label(method, params, variants[(benchmark, method)]),
-                     "params": params, "seeds": sorted(r["seed"] for r in finished),
-                     "failed": len(group) - len(finished),
-                     "errors": sorted({r["error"] for r in group if r["error"]}),
-                     "metrics": summary})
+                    by_seed[name][run["seed"]].append(value)
+        row = {"benchmark": benchmark, "method": method,
+               "label": _label(method, params, variants[(benchmark, method)]),
+               "params": params, "seeds": sorted(r["seed"] for r in finished),
+               "failed": len(group) - len(finished),
+               "errors": sorted({r["error"] for r in group if r["error"]}),
+               "metrics": {name: seed_summary(v) for name, v in sorted(values.items())}}
+        rows.append(row)
+        # runs repeated on a seed (other step caps or metric choices) count once, averaged
+        per_seed[(benchmark, row["label"])] = {
+            name: {seed: float(np.mean(v)) for seed, v in seeds.items()}
+            for name, seeds in by_seed.items()}
+    sorted_by = {}
+    for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
+        mine = [row for row in rows if row["benchmark"] == benchmark]
+        sorted_by[benchmark] = sort_metric({name for row in mine for name in row["metrics"]})
+        _rank_table(mine, per_seed, rank_by, sorted_by[benchmark])
 
     def order(row):
-        gap = row["metrics"].get(SORT_METRIC)
-        return (row["benchmark"], gap is None, gap["mean"] if gap else 0.0, row["label"])
+        metric = sorted_by[row["benchmark"]]
+        stat = row["metrics"].get(metric)
+        score = HEADLINE[metric][0](stat["mean"]) if stat else 0.0
+        return row["benchmark"], stat is None, -score, row["label"]
 
     return sorted(rows, key=order)
+
+
+def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | None) -> None:
+    """Set ``rank`` and ``within_noise_of_best`` on one benchmark's rows (``metric``: the
+    table's sort metric).
+
+    rank = {by, position, criteria, of}: the row's place (1 = best) in the ``rank_by``
+    aggregation (`stats.ranking`) of the per-seed rankings on the table's headline metrics:
+    one criterion per (metric, seed), scores oriented by `HEADLINE`, a row missing a seed
+    compared on the others; ``criteria`` of ``of`` are the criteria it was ranked on. None
+    where fewer than two rows have a headline metric (nothing to rank), or for a row ranked
+    on no criterion.
+
+    within_noise_of_best: whether the row's oriented sort-metric values over seeds are
+    within noise of the best row's (`stats.uncertainty.within_noise`: paired t-test over the
+    shared seeds, p ≥ 0.05, else overlapping bootstrap intervals); None for the best row
+    and rows without the sort metric."""
+    table = {}
+    for row in rows:
+        seeds = per_seed[(row["benchmark"], row["label"])]
+        table[row["label"]] = {(name, seed): HEADLINE[name][0](value)
+                               for name in HEADLINE for seed, value in seeds.get(name, {}).items()}
+    ranked = {label: cells for label, cells in table.items() if cells}
+    counts = criteria_counts(ranked)
+    order = aggregate_order(ranked, rank_by) if len(ranked) >= 2 else []
+    total = len(ranked_criteria(ranked))
+    for row in rows:
+        ranked_on = counts.get(row["label"], 0)
+        row["rank"] = ({"by": rank_by, "position": order.index(row["label"]) + 1,
+                        "criteria": ranked_on, "of": total} if order and ranked_on else None)
+        row["within_noise_of_best"] = None
+
+    if metric is None:
+        return
+    orient = HEADLINE[metric][0]
+    scored = [row for row in rows if metric in row["metrics"]]
+    best = min(scored, key=lambda row: (-orient(row["metrics"][metric]["mean"]), row["label"]))
+
+    def oriented(row):
+        seeds = per_seed[(row["benchmark"], row["label"])][metric]
+        return {seed: orient(value) for seed, value in seeds.items()}
+
+    for row in scored:
+        if row is not best:
+            row["within_noise_of_best"] = within_noise(oriented(best), oriented(row))
 
 
 def to_json(rows: list[dict]) -> str:
@@ -82,33 +187,53 @@ def to_json(rows: list[dict]) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
+    """One line per row; per metric its mean, seed std and bootstrap interval
+    (``<metric>_ci_low``/``_ci_high``, named apart from metrics stored with their own
+    per-run interval as ``<metric>_low``/``_high``)."""
     names = sorted({name for row in rows for name in row["metrics"]})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["benchmark", "method", "label", "params", "seeds", "failed"]
-                    + [f"{n}_{s}" for n in names for s in ("mean", "std")])
+    writer.writerow(["benchmark", "method", "label", "params", "seeds", "failed", "rank",
+                     "rank_criteria", "within_noise_of_best"]
+                    + [f"{n}_{s}" for n in names for s in ("mean", "std", "ci_low", "ci_high")])
     for row in rows:
+        rank = row.get("rank")
+        noise = row.get("within_noise_of_best")
         cells = [row["benchmark"], row["method"], row["label"], json.dumps(row["params"]),
-                 len(row["seeds"]), row["failed"]]
+                 len(row["seeds"]), row["failed"], rank["position"] if rank else "",
+                 rank["criteria"] if rank else "", "" if noise is None else int(noise)]
         for name in names:
             stat = row["metrics"].get(name)
-            cells += [stat["mean"], stat["std"]] if stat else ["", ""]
+            cells += [stat["mean"], stat["std"], stat["low"], stat["high"]] if stat else [""] * 4
         writer.writerow(cells)
     return out.getvalue()
 
 
 def format_cell(stat: dict | None) -> str:
+    """mean±std, and under it the bootstrap interval [low, high], where there are 2 seeds or
+    more; the mean alone for one seed."""
     if stat is None:
         return "—"
     # p-values such as TOFU's forget quality span many orders of magnitude
     form = ".1e" if 0 < abs(stat["mean"]) < 0.01 else ".2f"
     if stat["n"] > 1:
-        return f"{stat['mean']:{form}}±{stat['std']:{form}}"
+        return (f"{stat['mean']:{form}}±{stat['std']:{form}}\n"
+                f"[{stat['low']:{form}}, {stat['high']:{form}}]")
     return f"{stat['mean']:{form}}"
 
 
+def format_rank(row: dict) -> str:
+    """The position, "≈" when within noise of the best row, and "(k/K)" when the row was
+    ranked on fewer than all of the table's criteria."""
+    rank = row.get("rank")
+    if rank is None:
+        return "—"
+    text = str(rank["position"]) + (" ≈" if row.get("within_noise_of_best") else "")
+    return text + (f" ({rank['criteria']}/{rank['of']})" if rank["criteria"] < rank["of"] else "")
+
+
 def render(rows: list[dict], console) -> None:
-    """Print one rich table per benchmark."""
+    """Print one rich table per benchmark, with the footnotes its marks need."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -116,21 +241,45 @@ def render(rows: list[dict], console) -> None:
         mine = [row for row in rows if row["benchmark"] == benchmark]
         columns = [(name, title) for name, title in TABLE_COLUMNS
                    if any(name in row["metrics"] for row in mine)]
-        sorted_by = "; sorted by Avg. Gap, lower is better" if any(
-            name == SORT_METRIC for name, _ in columns) else ""
+        metric = sort_metric({name for row in mine for name in row["metrics"]})
+        sorted_by = f"; sorted by {TITLES[metric]}, {HEADLINE[metric][1]}" if metric else ""
+        ranked = any(row.get("rank") for row in mine)
         table = Table(title=f"{benchmark} (mean ± std over seeds{sorted_by})")
         table.add_column("Method", no_wrap=True)
         table.add_column("Seeds", justify="right")
+        if ranked:
+            table.add_column("Rank", justify="right", no_wrap=True)
         for _, title in columns:
             table.add_column(title, justify="right", no_wrap=True)
         for row in mine:
             seeds = str(len(row["seeds"])) + (f" ({row['failed']} failed)" if row["failed"] else "")
             # Labels such as ga[lr=0.001] would otherwise be read as rich markup and lose
             # their brackets, making variants indistinguishable.
-            table.add_row(escape(row["label"]), seeds,
-                          *(format_cell(row["metrics"].get(name)) for name, _ in columns))
+            table.add_row(escape(row["label"]), seeds, *([format_rank(row)] if ranked else []),
+                          *(escape(format_cell(row["metrics"].get(name))) for name, _ in columns))
         console.print(table)
-        for row in rows:
-            if row["benchmark"] == benchmark and row["errors"]:
+        for line in _footnotes(mine, metric, ranked):
+            console.print(f"  {line}", markup=False, highlight=False)
+        for row in mine:
+            if row["errors"]:
                 console.print(f"  {row['label']} failed: {'; '.join(row['errors'])}", markup=False,
                               highlight=False)
+
+
+def _footnotes(rows: list[dict], metric: str | None, ranked: bool) -> list[str]:
+    lines = []
+    if any(stat["n"] > 1 for row in rows for stat in row["metrics"].values()):
+        lines.append("[low, high]: 95% bootstrap interval of the mean over seeds.")
+    if ranked:
+        by = next(row["rank"]["by"] for row in rows if row.get("rank"))
+        criteria = ", ".join(f"{TITLES[name]} ({HEADLINE[name][1]})" for name in HEADLINE
+                             if any(name in row["metrics"] for row in rows))
+        partial = any(row["rank"] and row["rank"]["criteria"] < row["rank"]["of"] for row in rows)
+        lines.append(f"Rank (1 = best): {RANKING_NAMES[by]} of the per-seed rankings on "
+                     f"{criteria}" + ("; (k/K): ranked on k of the table's K metric × seed "
+                                      "rankings (seeds missing)." if partial else "."))
+    if any(row["within_noise_of_best"] for row in rows):
+        lines.append(f"≈: within noise of the best row on {TITLES[metric]} (paired t-test over "
+                     "shared seeds, p ≥ 0.05; with fewer than 2 shared seeds, overlapping 95% "
+                     "bootstrap intervals).")
+    return lines

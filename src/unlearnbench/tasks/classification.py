@@ -31,10 +31,14 @@ class ClassificationTask:
 
     name = "classification"
 
-    def __init__(self, data: DataBundle, model_name: str, device: str | torch.device = "cpu"):
+    def __init__(self, data: DataBundle, model_name: str, device: str | torch.device = "cpu",
+                 make_model: Callable[[int], nn.Module] | None = None):
+        """``make_model(seed)``, when given, builds the architecture instead of the registered
+        model ``model_name`` (a user's own classifier, see ``deletion``)."""
         self.data = data
         self.model_name = model_name
-        self.model_entry = models.get(model_name)
+        self.make_model = make_model
+        self.model_entry = None if make_model is not None else models.get(model_name)
         self.device = torch.device(device)
 
     @property
@@ -92,7 +96,8 @@ class ClassificationTask:
 
     def fresh_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        model = self.model_entry.obj(self.data.input_shape, self.data.num_classes)
+        model = (self.make_model(seed) if self.make_model is not None
+                 else self.model_entry.obj(self.data.input_shape, self.data.num_classes))
         return model.to(self.device).eval()
 
     def fit(self, model: nn.Module, split: Split, recipe: Recipe, seed: int,

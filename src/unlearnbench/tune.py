@@ -1,0 +1,272 @@
+"""Fair tuning (``unlearnbench tune``): every method gets the same number of trials on a
+validation forget request disjoint from the evaluation one, and the hyperparameters that do
+best on the declared objective are stored for ``unlearnbench run --tuned``.
+
+- **Validation request**: the benchmark variant ``NAME[validation=1]`` (``data/validation.py``
+  for classification; the entities data set's ``validation`` option for language: the people
+  just before the forget people). It is built with the tuning seed, so it is disjoint from
+  the evaluation forget set of that seed, and cached and named like any benchmark.
+- **Trials**: Optuna's TPE sampler seeded with the tuning seed, one study per method (a method's
+  trials do not depend on which other methods are tuned), with Optuna's default 10 random
+  start-up trials. Every trial unlearns with the tuning seed, so trials differ only in their
+  hyperparameters; a trial that fails (diverges, or a bad value inside the method) counts
+  towards the budget and is recorded with its error. A method with nothing to search
+  (``retrain``, ``original``) gets one trial at its defaults.
+- **Search space** (``search_space``), around the benchmark's tuned defaults
+  (``api.benchmark_params``): a positive float log-uniform over [d/10, 10·d], a positive int
+  over [max(1, d//2), 2·d]; bools, strings, None, zero and negative defaults stay. Two name
+  rules keep the generic rule from leaving a field's domain: ``momentum`` (and the numerical
+  guard ``eps``) stay, and fractions (``*_fraction``, ``sparsity``) go log-uniform over
+  [d/10, min(10·d, 1)]. A field may declare its own range in its metadata,
+  ``field(metadata={"search": (low, high)})``, choices (a list), or None (not searched).
+- **Objectives**: a registered metric with a ``goal`` (minimised if "lower", maximised if
+  "higher"); the default for classification is ``avg_gap``. ``forget_quality_at_utility``
+  (the default for language) maximises TOFU's forget quality subject to utility: a trial is
+  feasible when its ``model_utility`` is at least ``utility_fraction`` (default 0.9) times the
+  original model's on the validation request; a feasible trial scores its forget quality (in
+  [0, 1]), an infeasible one ``utility / (utility_fraction · original utility) − 1`` (in
+  [−1, 0)), so every feasible trial ranks above every infeasible one, and infeasible ones
+  rank by how close they come to the utility bar.
+- **Store**: one row per (benchmark, method, objective) in the ``tuned`` table, with every
+  trial in its ``history``. A method already tuned with the same trial budget, seed and
+  options is skipped, so an interrupted ``tune`` resumes at method granularity.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+
+from .api import benchmark_params, check_supports, unlearn
+from .cache import ModelCache
+from .data.validation import VALIDATION_KINDS
+from .errors import UserError
+from .metrics.evaluation import evaluate, metric_names_for
+from .registry import methods, metrics
+from .runner import DEFAULT_METHODS, scenario_cache
+from .scenario import build_scenario, get_spec
+from .specs import resolve_params
+from .store import Store
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per study otherwise
+
+CONSTRAINED = "forget_quality_at_utility"
+DEFAULT_OBJECTIVES = {"classification": "avg_gap", "language": CONSTRAINED}
+FIXED_NAMES = ("momentum", "eps")
+
+
+def is_fraction(name: str) -> bool:
+    return name.endswith("_fraction") or name == "sparsity"
+
+
+def field_distribution(field: dataclasses.Field, default: Any):
+    """The Optuna distribution a hyperparameter is searched over, or None (it stays)."""
+    if "search" in field.metadata:
+        search = field.metadata["search"]
+        if search is None:
+            return None
+        if isinstance(search, list):
+            return optuna.distributions.CategoricalDistribution(search)
+        low, high = search
+        if isinstance(default, int) and not isinstance(default, bool):
+            return optuna.distributions.IntDistribution(low, high)
+        return optuna.distributions.FloatDistribution(low, high, log=True)
+    if field.name in FIXED_NAMES or isinstance(default, bool) or default is None:
+        return None
+    if isinstance(default, float) and default > 0:
+        high = min(default * 10, 1.0) if is_fraction(field.name) else default * 10
+        return optuna.distributions.FloatDistribution(default / 10, high, log=True)
+    if isinstance(default, int) and default > 0:
+        return optuna.distributions.IntDistribution(max(1, default // 2), 2 * default)
+    return None
+
+
+def search_space(spec, method: str) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Each searched hyperparameter of ``method`` on benchmark ``spec`` and its distribution,
+    centred on the benchmark's tuned default (see the module docstring)."""
+    entry = methods.get(method)
+    if entry.params is None:
+        return {}
+    defaults = dataclasses.asdict(
+        resolve_params(entry.params, benchmark_params(spec, method, None), method))
+    space = {}
+    for field in dataclasses.fields(entry.params):
+        distribution = field_distribution(field, defaults[field.name])
+        if distribution is not None:
+            space[field.name] = distribution
+    return space
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a trial is scored by: ``name``, the metrics it reads, and the study's direction."""
+
+    name: str
+    metrics: tuple[str, ...]
+    direction: str  # "minimize" or "maximize"
+    utility_fraction: float | None = None
+
+    def score(self, values: dict[str, float | None], original_utility: float | None) -> float:
+        """The trial's value (see the module docstring for the constrained rule)."""
+        missing = [name for name in self.metrics if values.get(name) is None]
+        if missing:
+            raise UserError(f"objective {self.name}: {', '.join(missing)} gave no value")
+        if self.name != CONSTRAINED:
+            return float(values[self.name])
+        bar = self.utility_fraction * original_utility
+        if values["model_utility"] >= bar:
+            return float(values["forget_quality"])
+        return float(values["model_utility"] / bar - 1.0)
+
+
+def objective_for(name: str | None, task: str, utility_fraction: float = 0.9) -> Objective:
+    """``name`` (default: the task's) as an Objective; unknown or goal-less names raise."""
+    name = name or DEFAULT_OBJECTIVES[task]
+    if name == CONSTRAINED:
+        if task != "language":
+            raise UserError(f"objective {CONSTRAINED} scores language models; use avg_gap or "
+                            "another classification metric")
+        if not 0.0 < utility_fraction <= 1.0:
+            raise UserError(f"--utility-fraction must lie in (0, 1], got {utility_fraction}")
+        return Objective(name, ("forget_quality", "model_utility"), "maximize", utility_fraction)
+    entry = metrics.get(name)
+    goal = entry.attributes.get("goal")
+    if goal not in ("lower", "higher") or task not in entry.attributes.get("tasks", ()):
+        raise UserError(f"metric {name!r} cannot be a {task} objective (it needs a goal, lower "
+                        f"or higher, and the {task} task); the default is "
+                        f"{DEFAULT_OBJECTIVES[task]}")
+    return Objective(name, (name,), "minimize" if goal == "lower" else "maximize")
+
+
+def validation_name(benchmark: str) -> str:
+    """``digits-random10`` -> ``digits-random10[validation=1]`` (a variant keeps its keys)."""
+    if benchmark.endswith("]"):
+        return f"{benchmark[:-1]},validation=1]"
+    return f"{benchmark}[validation=1]"
+
+
+def tune(benchmark: str, method_names: list[str], trials: int, store: Store, seed: int = 0,
+         objective: str | None = None, utility_fraction: float = 0.9,
+         max_steps: int | None = None, cache: ModelCache | None = None, device: str = "cpu",
+         on_trial: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+    """Tune each method on ``benchmark``'s validation request with ``trials`` trials and store
+    the choice. Returns each method's tuning (as stored), ``skipped`` True for one already
+    stored with the same budget, seed and options. ``on_trial(method, trial)`` after each."""
+    spec = get_spec(benchmark)
+    goal = objective_for(objective, spec.task, utility_fraction)
+    if trials < 1:
+        raise UserError(f"--trials must be at least 1, got {trials}")
+    if not method_names:
+        raise UserError("no method given: pass --methods a,b,c (see `unlearnbench list methods`)")
+    if spec.forget.requests > 1:
+        raise UserError(f"benchmark {benchmark!r} makes sequential requests; tune runs on a "
+                        "single request (tune its single-request counterpart)")
+    if spec.task == "classification" and spec.forget.kind not in VALIDATION_KINDS:
+        raise UserError(f"forget kind {spec.forget.kind!r} has no validation request to tune on; "
+                        f"tune a {', '.join(VALIDATION_KINDS)} benchmark instead")
+    validation = get_spec(validation_name(benchmark))  # refuses data sets that cannot say it
+    for name in dict.fromkeys(method_names):
+        if spec.task not in methods.get(name).attributes.get("tasks", ()):
+            raise UserError(f"method {name!r} does not support {spec.task} tasks")
+    options = {"max_steps": max_steps, "utility_fraction": goal.utility_fraction}
+    stored = {row["method"]: row for row in store.tunings(benchmark)
+              if row["objective"] == goal.name}
+    names = list(dict.fromkeys(method_names))
+    out = {name: dict(stored[name], skipped=True) for name in names if name in stored
+           and (stored[name]["trials"], stored[name]["seed"], stored[name]["options"])
+           == (trials, seed, options)}
+    pending = [name for name in names if name not in out]
+    if not pending:
+        return out
+    scenario = build_scenario(validation, seed, cache, device)
+    shared = scenario_cache(scenario, cache)
+    for name in pending:
+        check_supports(name, scenario)
+    original_utility = None
+    if goal.name == CONSTRAINED:
+        original_utility = original_model_utility(scenario, shared)
+    elif goal.name not in metric_names_for(scenario):
+        raise UserError(f"metric {goal.name!r} does not apply to benchmark {benchmark!r}")
+    for name in pending:
+        tuning = tune_method(scenario, shared, name, trials, seed, goal, original_utility,
+                             max_steps, on_trial)
+        tuning.update(benchmark=benchmark, objective=goal.name, seed=seed, options=options)
+        store.write_tuning(tuning)
+        out[name] = dict(tuning, skipped=False)
+    return {name: out[name] for name in names}
+
+
+def original_model_utility(scenario, shared) -> float:
+    utility = evaluate(scenario, scenario.original, names=["model_utility"],
+                       cache=shared)["model_utility"].value
+    if utility is None or utility <= 0:
+        raise UserError(f"the original model's utility is {utility}: it cannot bound the trials' "
+                        "utility; choose another objective")
+    return utility
+
+
+def tune_method(scenario, shared, method: str, trials: int, seed: int, goal: Objective,
+                original_utility: float | None, max_steps: int | None,
+                on_trial: Callable[[str, dict], None] | None = None) -> dict:
+    """Run ``trials`` trials (one if nothing is searched) of ``method`` on the validation
+    scenario; returns the method's tuning: chosen params (every hyperparameter, resolved), its
+    value, the budget and every trial (number, searched params, value, state, metric values,
+    error, seconds)."""
+    spec, entry = scenario.spec, methods.get(method)
+    space = search_space(spec, method)
+    study = optuna.create_study(direction=goal.direction,
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    history = []
+    for number in range(trials if space else 1):
+        trial = study.ask(space)
+        record = {"number": number, "params": dict(trial.params), "value": None,
+                  "state": "complete", "metrics": {}, "error": None}
+        start = time.perf_counter()
+        try:
+            model, _ = unlearn(scenario, method, trial.params, seed=seed, max_steps=max_steps)
+            results = evaluate(scenario, model, names=list(goal.metrics), cache=shared)
+            shared.release(model)
+            record["metrics"] = {name: results[name].value for name in goal.metrics}
+            record["value"] = goal.score(record["metrics"], original_utility)
+            if not math.isfinite(record["value"]):
+                raise UserError(f"objective {goal.name} is {record['value']}")
+            study.tell(trial, record["value"])
+        except Exception as exc:  # a failed trial still spends the budget; it is recorded
+            record.update(state="failed", value=None, error=f"{type(exc).__name__}: {exc}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        record["seconds"] = time.perf_counter() - start
+        history.append(record)
+        if on_trial is not None:
+            on_trial(method, record)
+    if not any(r["state"] == "complete" for r in history):
+        return {"method": method, "params": None, "value": None, "trials": trials,
+                "history": history}
+    best = history[study.best_trial.number]
+    params = resolve_params(entry.params, benchmark_params(spec, method, best["params"]), method)
+    return {"method": method, "params": dataclasses.asdict(params) if params is not None else {},
+            "value": best["value"], "trials": trials, "history": history}
+
+
+def tuned_overrides(store: Store, benchmark: str, method_names: list[str],
+                    objective: str | None = None) -> dict[str, dict]:
+    """The stored choice for each method on ``benchmark`` (``run --tuned``), as
+    hyperparameter overrides; a method without one is a UserError naming the command to run.
+    No methods: the task's default methods."""
+    spec = get_spec(benchmark)
+    name = objective or DEFAULT_OBJECTIVES[spec.task]
+    stored = {row["method"]: row for row in store.tunings(benchmark) if row["objective"] == name}
+    method_names = list(method_names) or list(DEFAULT_METHODS[spec.task])
+    missing = [m for m in method_names if m not in stored]
+    if missing:
+        raise UserError(f"no {name} tuning of {', '.join(missing)} on {benchmark!r} in "
+                        f"{str(store.path)!r}: run `unlearnbench tune --benchmark {benchmark} "
+                        f"--methods {','.join(missing)} --db {store.path}` first")
+    failed = [m for m in method_names if stored[m]["params"] is None]
+    if failed:
+        raise UserError(f"every tuning trial of {', '.join(failed)} on {benchmark!r} failed, so "
+                        "there is nothing to run with --tuned; tune again with other settings")
+    return {m: dict(stored[m]["params"]) for m in method_names}
