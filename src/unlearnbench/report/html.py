@@ -1,0 +1,172 @@
+"""The HTML report: one self-contained file built from the store (`unlearnbench report`).
+
+Per benchmark (each request of a sequential benchmark apart, as in the leaderboard): the
+leaderboard with mean ± std, bootstrap interval and aggregated rank; every metric; the
+forget–utility trade-off; membership-inference ROC curves; per-seed distributions of the
+sort metric; learning curves; the forget examples the methods failed to forget; and the
+environment and command line behind each run. Figures are PNGs inlined as ``data:`` URIs,
+the style sheet is inline, the page has no script and a Content-Security-Policy that allows
+nothing else, so it opens offline. Every text from the store goes through `esc`."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+from .. import __version__
+from ..errors import UserError
+from ..store import Store
+from . import plots, views
+from .leaderboard import HEADLINE, RANKING_NAMES, TABLE_COLUMNS, TITLES, leaderboard, sort_metric
+from .markup import esc, header, number
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em 2em;color:#1d1d1f}
+h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+h3{font-size:1.05em;margin-top:1.4em}
+table{border-collapse:collapse;font-size:.85em;margin:.4em 0}
+th,td{border:1px solid #d0d0d0;padding:.25em .5em;vertical-align:top}
+th{background:#f3f3f5;text-align:left}td.num{text-align:right;white-space:nowrap}
+td.num small{color:#666}.note{color:#555;font-size:.85em;max-width:60em}
+td.code{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}
+img{max-width:100%;border:1px solid #eee}nav a{margin-right:1em}
+details summary{cursor:pointer;color:#0a58ca;margin:.5em 0}.scroll{overflow-x:auto}
+"""
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def table_name(run: dict) -> str:
+    """The leaderboard table a run belongs to (each request of a sequential benchmark apart)."""
+    return run["benchmark"] + (f" request {run['request']}" if run.get("request") else "")
+
+
+def group_key(benchmark: str, method: str, params: dict) -> tuple:
+    return benchmark, method, json.dumps(params, sort_keys=True)
+
+
+def build_report(store: Store, benchmark: str | None = None) -> str:
+    """The report of every run in ``store`` (of ``benchmark`` only, when given), as HTML."""
+    runs = store.runs(benchmark)
+    if not runs:
+        raise UserError(f"the store {str(store.path)!r} holds no runs"
+                        + (f" for {benchmark!r}" if benchmark else ""))
+    rows = leaderboard(runs)
+    labels = {group_key(row["benchmark"], row["method"], row["params"]): row["label"]
+              for row in rows}
+    for run in runs:
+        run["label"] = labels[group_key(table_name(run), run["method"], run["params"])]
+    names = list(dict.fromkeys(row["benchmark"] for row in rows))
+    sections = [section(name, f"benchmark-{i}", [r for r in rows if r["benchmark"] == name],
+                        [r for r in runs if table_name(r) == name], store)
+                for i, name in enumerate(names)]
+    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    navigation = "".join(f'<a href="#benchmark-{i}">{esc(name)}</a>'
+                         for i, name in enumerate(names))
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link rel="icon" href="data:,"><title>unlearnbench report</title>'
+            f"<style>{STYLE}</style></head><body>"
+            f"<h1>unlearnbench report</h1>"
+            f'<p class="note">Store <code>{esc(store.path)}</code>: {len(runs)} runs on '
+            f"{len(names)} benchmark table(s). Made {made} by unlearnbench {esc(__version__)}."
+            f"</p><nav>{navigation}</nav>{''.join(sections)}</body></html>\n")
+
+
+def write_report(db: str | Path, out: str | Path, benchmark: str | None = None) -> Path:
+    """Build the report of the store at ``db`` and write it to ``out`` (replaced whole)."""
+    db, out = Path(db), Path(out)
+    if not db.is_file():
+        raise UserError(f"no store at {str(db)!r}: run `unlearnbench run` first or pass --db PATH")
+    if not out.parent.is_dir():
+        raise UserError(f"the directory of --out {str(out)!r} does not exist; create it first")
+    if out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a directory; give a file name such as report.html")
+    page = build_report(Store(db), benchmark)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    os.replace(partial, out)
+    return out
+
+
+def section(name: str, anchor: str, rows: list[dict], runs: list[dict], store: Store) -> str:
+    measured = {metric for row in rows for metric in row["metrics"]}
+    colour = plots.colours([row["label"] for row in rows])
+    finished = [run for run in runs if run["status"] == "finished"]
+    parts = [f'<section id="{anchor}" data-benchmark="{esc(name)}"><h2>{esc(name)}</h2>',
+             leaderboard_table(rows), all_metrics_table(rows),
+             views.tradeoff_figure(rows, finished, measured, colour),
+             views.roc_figure(rows, finished, store, colour),
+             views.distribution_figure(rows, finished, measured, colour)]
+    if not any(run.get("request") for run in runs):
+        parts.append(views.curves_figure(name, store, colour))
+    parts += [views.worst_examples(rows, finished, store), views.provenance(runs), "</section>"]
+    return "".join(parts)
+
+
+def stat_cell(metric: str, stat: dict | None) -> str:
+    if stat is None:
+        return f'<td class="num" data-metric="{esc(metric)}">—</td>'
+    attributes = " ".join(f'data-{key}="{float(stat[key])!r}"'
+                          for key in ("mean", "std", "low", "high") if stat.get(key) is not None)
+    text = number(stat["mean"])
+    if stat.get("n", 1) > 1:
+        text += f" ± {number(stat['std'])}"
+        if stat.get("low") is not None and stat.get("high") is not None:
+            text += f"<br><small>[{number(stat['low'])}, {number(stat['high'])}]</small>"
+    return (f'<td class="num" data-metric="{esc(metric)}" data-n="{stat.get("n", 1)}" '
+            f"{attributes}>{text}</td>")
+
+
+def rank_text(row: dict) -> str:
+    rank = row.get("rank")
+    if not rank:
+        return "—"
+    text = str(rank["position"]) + (" ≈" if row.get("within_noise_of_best") else "")
+    return text + (f" ({rank['criteria']}/{rank['of']})" if rank["criteria"] < rank["of"] else "")
+
+
+def method_cells(row: dict) -> str:
+    seeds = str(len(row["seeds"])) + (f" ({row['failed']} failed)" if row["failed"] else "")
+    return f'<td class="method">{esc(row["label"])}</td><td class="num seeds">{esc(seeds)}</td>'
+
+
+def leaderboard_table(rows: list[dict]) -> str:
+    columns = [(m, t) for m, t in TABLE_COLUMNS if any(m in row["metrics"] for row in rows)]
+    ranked = any(row.get("rank") for row in rows)
+    head = "<tr><th>Method</th><th>Seeds</th>" + ("<th>Rank</th>" if ranked else "") + "".join(
+        f'<th data-metric="{esc(m)}">{esc(t)}</th>' for m, t in columns) + "</tr>"
+    body = "".join(
+        f'<tr data-label="{esc(row["label"])}">{method_cells(row)}'
+        + (f'<td class="num rank">{esc(rank_text(row))}</td>' if ranked else "")
+        + "".join(stat_cell(m, row["metrics"].get(m)) for m, _ in columns) + "</tr>"
+        for row in rows)
+    notes = ["Mean ± seed standard deviation over seeds; [low, high]: 95% bootstrap interval of "
+             "the mean."]
+    metric = sort_metric({m for row in rows for m in row["metrics"]})
+    if metric:
+        notes.append(f"Sorted by {esc(TITLES.get(metric, metric))}, {HEADLINE[metric][1]}.")
+    if ranked:
+        by = next(row["rank"]["by"] for row in rows if row.get("rank"))
+        criteria = ", ".join(esc(TITLES.get(m, m)) for m in HEADLINE
+                             if any(m in row["metrics"] for row in rows))
+        notes.append(f"Rank: {RANKING_NAMES.get(by, esc(by))} of the per-seed rankings on "
+                     f"{criteria}; ≈: within noise of the best row; (k/K): ranked on k of K "
+                     "criteria.")
+    errors = "".join(f"<li>{esc(row['label'])} failed: {esc('; '.join(row['errors']))}</li>"
+                     for row in rows if row["errors"])
+    return (f'<h3>Leaderboard</h3><div class="scroll"><table class="leaderboard">{head}{body}'
+            "</table></div>"
+            f'<p class="note">{" ".join(notes)}</p>' + (f"<ul>{errors}</ul>" if errors else ""))
+
+
+def all_metrics_table(rows: list[dict]) -> str:
+    """Every stored metric (one row each) against every method (one column each)."""
+    metrics = sorted({m for row in rows for m in row["metrics"]})
+    head = header(["Metric", *(row["label"] for row in rows)])
+    body = "".join(f'<tr><td class="code">{esc(m)}</td>'
+                   + "".join(stat_cell(m, row["metrics"].get(m)) for row in rows) + "</tr>"
+                   for m in metrics)
+    return (f"<details><summary>All {len(metrics)} metrics</summary>"
+            f'<div class="scroll"><table class="all-metrics">{head}{body}</table></div></details>')
