@@ -205,6 +205,19 @@ def test_accuracy_metrics_hand_computed():
         assert 100.0 * result.per_example.mean() == pytest.approx(result.value)
 
 
+def test_confidence_metrics_hand_computed():
+    """Softmax probability of the true label: sure = 1/(1+9e^-10), unsure = e/(e+9),
+    wrong = 1/(e+9) over 10 classes (see CONFIDENCE)."""
+    results = evaluate(make_scenario(), TableModel(U_ROWS),
+                       names=["forget_confidence", "test_confidence"])
+    for name, split in (("forget_confidence", "forget"), ("test_confidence", "test")):
+        expected = [CONFIDENCE[k] for k in U_ROWS[split]]
+        np.testing.assert_allclose(results[name].per_example, expected, rtol=1e-9)
+        assert results[name].value == pytest.approx(np.mean(expected))
+    assert results["forget_confidence"].value == pytest.approx(
+        (2 * CONFIDENCE["sure"] + CONFIDENCE["unsure"] + CONFIDENCE["wrong"]) / 4)
+
+
 def test_accuracy_metrics_of_reference_hand_computed():
     scenario = make_scenario()
     results = evaluate(scenario, scenario.reference, names=list(EXPECTED_R))

@@ -197,15 +197,19 @@ def test_the_report_in_a_real_browser(driver, digits_db, tmp_path, capsys):
             checked += 1
     assert checked >= 3 * 6  # UA, RA, TA, MIA, Avg. Gap, Speed-up for each method
 
-    # The correctness attack's AUC has a closed form: 1/2 + (forget accuracy - test accuracy)/2
+    # The confidence attack's AUC is the Mann-Whitney statistic of the stored per-example
+    # confidences: P(member score > non-member score) + P(tie) / 2, pooled over seeds.
     store = Store(digits_db)
-    for cell in driver.find_elements(By.CSS_SELECTOR, "table.roc td[data-auc]"):
+    cells = driver.find_elements(By.CSS_SELECTOR, "table.roc td[data-auc]")
+    assert len(cells) == 3
+    for cell in cells:
         method = cell.find_element(By.XPATH, "preceding-sibling::td").text
         runs = [r for r in store.runs() if r["method"] == method]
-        forget = np.concatenate([store.per_example(r["id"], "forget_accuracy")[2] for r in runs])
-        test = np.concatenate([store.per_example(r["id"], "ta")[2] for r in runs])
-        assert float(cell.get_attribute("data-auc")) == pytest.approx(
-            0.5 + (forget.mean() - test.mean()) / 2, abs=1e-12)
+        forget = np.concatenate([store.per_example(r["id"], "forget_confidence")[2]
+                                 for r in runs])
+        test = np.concatenate([store.per_example(r["id"], "test_confidence")[2] for r in runs])
+        wins = (forget[:, None] > test[None, :]).mean() + (forget[:, None] == test[None, :]).mean() / 2
+        assert float(cell.get_attribute("data-auc")) == pytest.approx(wins, abs=1e-9)
 
     # The per-example table: each cell is the method's mean over the seeds holding the example
     per_example = {}

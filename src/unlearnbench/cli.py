@@ -1,4 +1,4 @@
-"""The command line: run, tune, show, list, data fetch.
+"""The command line: run, tune, show, report, list, data fetch, unlearn.
 
 Errors in the user's input print one line (what is wrong, what to do) and exit with 2;
 ``--debug`` shows the traceback instead."""
@@ -194,6 +194,68 @@ def check_device(device: str) -> None:
     except (RuntimeError, AssertionError) as exc:
         raise UserError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]}); "
                         "use --device cpu") from None
+
+
+@cli.command()
+@click.option("--benchmark", "-b", "benchmark", required=True,
+              help="A classification benchmark (one request).")
+@click.option("--methods", "-m", "method_names", multiple=True, required=True,
+              help="Method names, comma-separated or repeated, or all (every classification method).")
+@click.option("--models", "n_models", type=int, default=None,
+              help="Models per population, retrained and unlearned alike (default 32).")
+@click.option("--set", "assignments", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
+@click.option("--seed", "seed0", type=int, default=0, show_default=True,
+              help="Scenario seed: the forget/retain split and the original model.")
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db", show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Model cache directory. Default .unlearnbench-cache (or $UNLEARNBENCH_CACHE).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+def population(benchmark, method_names, n_models, assignments, seed0, db, cache_dir, device,
+               threads):
+    """Score methods as populations: N unlearning seeds against N retrained models
+    (NeurIPS 2023 challenge score, U-LiRA, KLoM); one record per method and N."""
+    import torch
+    from rich.table import Table
+
+    from .cache import ModelCache
+    from .population import COLUMNS, DEFAULT_MODELS, population_name, run_population
+    from .specs import parse_assignments
+    from .store import Store
+
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    check_device(device)
+    if cache_dir:
+        os.environ["UNLEARNBENCH_CACHE"] = str(cache_dir)
+    n_models = DEFAULT_MODELS if n_models is None else n_models
+    store = Store(db)
+
+    def report(record):
+        outcome = (f"score={record.metrics['challenge_score']:.3f} "
+                   f"({record.metrics['population_seconds']:.1f} s)"
+                   if record.status == "finished" else f"failed ({record.error})")
+        console.print(f"{record.benchmark} {record.method}: {outcome}", markup=False,
+                      highlight=False)
+
+    counts = run_population(benchmark, split_names(method_names), n_models, store,
+                            ModelCache(cache_dir), parse_assignments(assignments), seed0, device,
+                            on_done=report)
+    console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
+                  f"{counts['skipped']} already in {store.path}; retrained population "
+                  f"{counts['retrained_seconds']:.1f} s")
+    name = population_name(benchmark, n_models, seed0)
+    table = Table(title=f"{name} (sorted by challenge score, higher is better)")
+    for title in ["Method"] + [title for _, title in COLUMNS]:
+        table.add_column(title, justify="left" if title == "Method" else "right", no_wrap=True)
+    runs = sorted(store.runs(name), key=lambda r: -r["metrics"].get("challenge_score", -1.0))
+    for run in runs:
+        cells = [f"{run['metrics'][key]:.3f}" if key in run["metrics"] else "—"
+                 for key, _ in COLUMNS]
+        table.add_row(escape(run["method"]), *cells)
+    console.print(table)
 
 
 @cli.command()

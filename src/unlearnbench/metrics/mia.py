@@ -48,3 +48,23 @@ def mia_efficacy(ev: Evaluation) -> MetricResult:
     value, predicted = svc_mia_efficacy(confidence("retain"), confidence("test"),
                                         confidence("forget"))
     return MetricResult(value, "forget", ev.ids("forget"), predicted.astype(np.float64))
+
+
+def split_confidence(ev: Evaluation, split: str) -> MetricResult:
+    confidence = true_label_confidence(ev.logits(split), ev.targets(split))
+    value = float(confidence.mean()) if len(confidence) else float("nan")
+    return MetricResult(value, split, ev.ids(split), confidence)
+
+
+@metrics.register("forget_confidence", tasks=("classification",), goal="retrain")
+def forget_confidence(ev: Evaluation) -> MetricResult:
+    """Mean softmax probability of the true label on the forget set (per example: the
+    membership feature of MIA-efficacy, kept so the report can draw the attack's ROC)."""
+    return split_confidence(ev, "forget")
+
+
+@metrics.register("test_confidence", tasks=("classification",), goal="higher")
+def test_confidence(ev: Evaluation) -> MetricResult:
+    """Mean softmax probability of the true label on the test set (per example, as
+    ``forget_confidence``: the non-members of the report's ROC)."""
+    return split_confidence(ev, "test")

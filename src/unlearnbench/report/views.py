@@ -25,6 +25,10 @@ ROC_SOURCES = [
     ("forget_nll", "holdout_nll", -1.0,
      "LOSS attack: member score = −(mean answer-token NLL), forget records (members) against "
      "holdout records (non-members), pooled over seeds; the scores behind mia_loss."),
+    ("forget_confidence", "test_confidence", 1.0,
+     "confidence attack (the feature of SalUn's MIA-efficacy): member score = the softmax "
+     "probability of the true label, forget examples (members) against test examples "
+     "(non-members), pooled over seeds."),
     ("forget_accuracy", "ta", 1.0,
      "correctness attack: member score = 1 where the model classifies the example correctly, "
      "forget examples (members) against test examples (non-members), pooled over seeds. The "

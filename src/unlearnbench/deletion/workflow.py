@@ -1,0 +1,242 @@
+"""``delete``: one deletion request on a user's own model, end to end.
+
+Load the model and data (one batch checks they fit), build a scenario around them, run the
+registered method through ``api.unlearn``, score the original, the unlearned model and
+(with ``retrain`` and a training recipe) a model retrained without the forget records, save
+the unlearned model in its own form, record the run in the store and write the audit report.
+Nothing is written to ``out`` unless all of that succeeded: the files are assembled in a
+temporary directory beside it and renamed into place."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..api import check_supports, unlearn
+from ..cache import content_key, file_sha256
+from ..errors import Diverged, UserError
+from ..metrics.inference import InferenceCache
+from ..registry import methods
+from ..runner import environment
+from ..scenario import Scenario
+from ..specs import Recipe, resolve_params
+from ..store import RunRecord, Store
+from .audit import recorded_metrics, score_model, write_report
+from .user_data import UserData, load_user_data, parse_forget
+from .user_model import UserModel, load_user_model, save_user_model
+from .user_scenario import DEFAULT_RECIPES, user_scenario
+
+MIA_DESCRIPTION = (
+    "LOSS attack: each record is scored by minus its loss; the AUC is the chance that a forget "
+    "record scores above a holdout record (never trained on). 0.5: the forget records look "
+    "unseen; above 0.5 they still look trained on; far below 0.5 they stand out as unusually "
+    "badly fitted, which can itself reveal the request.")
+# Methods that own the original model's training (Amnesiac replays it to record its updates,
+# SISA replaces it by an ensemble of shard models) cannot unlearn a model trained elsewhere.
+OWN_TRAINING = {"amnesiac": "replays the original training to record its updates",
+                "sisa": "trains its own sharded ensemble in place of the original"}
+HASHED_AS = {
+    "classification": "each removed row's x bytes then its y bytes as stored in the .npz "
+                      "(C order), rows in file order",
+    "language": "each removed record's JSON (sorted keys, UTF-8) and a newline, in file order"}
+
+
+@dataclass
+class Request:
+    """A loaded deletion request: the model, the data, the ids and the scenario around them."""
+
+    user: UserModel
+    data: UserData
+    holdout: UserData | None
+    forget_ids: list[str]
+    positions: np.ndarray
+    scenario: Scenario
+    hashes: dict[str, str]  # SHA-256 of every input file
+
+
+def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
+           holdout: str | None = None, params: dict | None = None, recipe: dict | None = None,
+           seed: int = 0, db: str = "unlearnbench.db", retrain: bool = False,
+           device: str = "cpu", command: str | None = None) -> dict:
+    """Unlearn the records ``forget`` names (ids, see ``user_data``) from ``model`` (see
+    ``user_model`` for the forms) with registered ``method`` and hyperparameters ``params``;
+    write the unlearned model and ``audit.json`` / ``audit.md`` into the new directory ``out``,
+    record the run in the store ``db``, and return the audit as a dict.
+
+    ``recipe``: fields of ``specs.Recipe`` (epochs, lr, batch_size, optimizer...) for what
+    trains from scratch; ``retrain=True`` compares with a model retrained on the rest with it
+    (classifiers given as a module only, and only when a recipe is given: a user model comes
+    without its training recipe). ``command``: the command line, kept in the audit."""
+    entry = methods.get(method)  # an unknown name fails first, with the closest names
+    if method in OWN_TRAINING:
+        raise UserError(f"method {method!r} {OWN_TRAINING[method]}, so it cannot unlearn a model "
+                        "trained elsewhere; choose another method (`unlearnbench list methods`)")
+    resolved = resolve_params(entry.params, dict(params or {}), method)
+    settings = dataclasses.asdict(resolved) if resolved is not None else {}
+    recipe_fields = _recipe_fields(recipe or {})
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} already exists and is not an empty directory; give a new "
+                        "directory (the unlearned model and the audit are written there)")
+    store = Store(db)
+    request = load_request(model, data, holdout, forget, recipe_fields, seed, device)
+    scenario, user = request.scenario, request.user
+    check_supports(method, scenario)
+    # The first optimizer step of a process imports torch._dynamo (seconds): not the method's time.
+    import torch._dynamo  # noqa: F401
+
+    versions, commit = environment()
+    if user.kind == "hf":
+        import transformers
+        versions["transformers"] = transformers.__version__
+    key = content_key({"files": request.hashes, "forget": request.forget_ids, "method": method,
+                       "params": settings, "seed": seed, "out": str(out.resolve()),
+                       "retrain": [retrain, scenario.spec.recipe]})
+    record = RunRecord(key, scenario.spec.name, method, settings, seed, "finished",
+                       started_at=time.time(), versions=versions, git_commit=commit)
+    try:
+        unlearned, timings = unlearn(scenario, method, params, seed=seed)
+    except Diverged as exc:
+        record.status, record.error, record.timings = "failed", str(exc), {"steps": exc.step}
+        store.write(record)
+        raise UserError(f"{method} diverged ({exc}); nothing was written to {out}; try a smaller "
+                        "learning rate with --set lr=...") from None
+    retrain_note, retrained = _retrain(request, retrain, bool(recipe_fields), seed)
+
+    start = time.perf_counter()
+    cache = InferenceCache(scenario.task)
+    metrics, membership, losses = {}, {}, {}
+    for role, candidate in (("original", user.model), ("unlearned", unlearned),
+                            ("retrained", retrained)):
+        if candidate is not None:
+            metrics[role], membership[role], losses[role] = score_model(
+                cache, candidate, scenario.splits, seed)
+    timings["metrics_seconds"] = time.perf_counter() - start
+
+    staging = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        written = save_user_model(user, unlearned, staging)
+        record.timings, record.metrics = timings, recorded_metrics(metrics, membership)
+        loss_name = "loss" if user.task == "classification" else "nll"
+        record.per_example = {f"forget_{loss_name}": ("forget", scenario.forget.ids,
+                                                      losses["unlearned"]["forget"])}
+        run_id = store.write(record)
+        audit = {
+            "format": "unlearnbench-deletion-audit/1",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": command,
+            **describe_inputs(request, str(model)),
+            "method": {"name": method, "description": entry.description, "settings": settings},
+            "recipe": dataclasses.asdict(scenario.spec.recipe),
+            "seed": seed,
+            "timings": timings,
+            "metrics": metrics,
+            "membership_inference": (
+                {"attack": "loss", "members": "forget", "nonmembers": "holdout",
+                 "description": MIA_DESCRIPTION, **membership} if request.holdout else
+                {"skipped": "no holdout set was given (--holdout): nothing to compare the "
+                            "forget records with"}),
+            "retrain": retrain_note,
+            "output": {"path": str(out),
+                       "files_sha256": {str(out / p.name): file_sha256(p) for p in written}},
+            "versions": versions, "git_commit": commit,
+            "store": {"path": str(db), "run_id": run_id, "key": key,
+                      "benchmark": scenario.spec.name},
+            "recorded_metrics": record.metrics,
+        }
+        write_report(audit, staging)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return audit
+
+
+def load_request(model: str, data: str, holdout: str | None, forget, recipe_fields: dict,
+                 seed: int, device: str) -> Request:
+    """Load and check everything a request names, in the order a user fixes them: the model,
+    the data, the ids; then the scenario (one batch through the model)."""
+    user = load_user_model(model, device)
+    dataset = load_user_data(data, user.task)
+    held = load_user_data(holdout, user.task, "holdout") if holdout else None
+    forget_ids = parse_forget(forget)
+    positions = dataset.positions(forget_ids)
+    recipe = dataclasses.replace(DEFAULT_RECIPES[user.task], **recipe_fields)
+    scenario = user_scenario(user, dataset, held, positions, recipe, seed, device)
+    files = [*user.files, dataset.path, *([held.path] if held else [])]
+    return Request(user, dataset, held, forget_ids, positions, scenario,
+                   {str(path): file_sha256(path) for path in files})
+
+
+def describe_inputs(request: Request, model: str) -> dict:
+    """The audit's account of what was removed, from what model and what data."""
+    data, held, hashes = request.data, request.holdout, request.hashes
+    return {
+        "request": {"ids": request.forget_ids, "count": len(request.forget_ids),
+                    "records_sha256": data.records_sha256(request.positions),
+                    "records_sha256_of": HASHED_AS[request.user.task]},
+        "model": {"kind": request.user.kind, "source": model, "name": request.user.name,
+                  "files_sha256": {str(p): hashes[str(p)] for p in request.user.files}},
+        "data": {"path": str(data.path), "sha256": hashes[str(data.path)], "records": len(data),
+                 "retained": len(data) - len(request.positions),
+                 "ids": "the file's ids" if data.has_ids else "row numbers (0-based)"},
+        "holdout": None if held is None else {"path": str(held.path), "records": len(held),
+                                              "sha256": hashes[str(held.path)]}}
+
+
+def _recipe_fields(overrides: dict) -> dict:
+    """The recipe fields ``overrides`` sets, coerced to their types (unknown names refused)."""
+    resolved = resolve_params(Recipe, overrides, "recipe")
+    return {name: getattr(resolved, name) for name in overrides}
+
+
+def _retrain(request: Request, wanted: bool, recipe_given: bool, seed: int):
+    """(the audit's note, the retrained model or None): a model of the same architecture
+    trained from scratch on the retain set with the given recipe, by the registered
+    ``retrain`` method, where it is asked for and can be done."""
+    if not wanted:
+        return {"asked": False, "done": False, "reason": "not asked for (--retrain)"}, None
+    recipe = dataclasses.asdict(request.scenario.spec.recipe)
+    reason = None
+    if request.user.kind == "hf":
+        reason = ("retraining a language model from scratch is not attempted here (a pretrained "
+                  "model's training data and recipe are not at hand)")
+    elif request.user.kind == "torchscript":
+        reason = ("a TorchScript model cannot be re-initialised; give the model as "
+                  "FILE.py:CLASS,WEIGHTS.safetensors")
+    elif not recipe_given:
+        reason = ("a user model comes without its training recipe; give it with --set "
+                  "recipe.epochs=N (and recipe.lr, recipe.batch_size, recipe.optimizer, "
+                  "recipe.momentum, recipe.weight_decay as trained)")
+    if reason:
+        return {"asked": True, "done": False, "reason": reason}, None
+    try:
+        model, timings = unlearn(request.scenario, "retrain", seed=seed)
+    except Diverged as exc:
+        return {"asked": True, "done": False,
+                "reason": f"retraining diverged ({exc}) with recipe {recipe}"}, None
+    return {"asked": True, "done": True, "seconds": timings["unlearn_seconds"],
+            "recipe": recipe}, model
+
+
+def parse_settings(items: Iterable[str], method: str) -> tuple[dict, dict]:
+    """``--set`` items -> (method hyperparameters, recipe fields): ``lr=0.01`` or
+    ``METHOD.lr=0.01`` set the method's, ``recipe.epochs=5`` the training recipe's."""
+    params, recipe = {}, {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        owner, dot, name = target.rpartition(".")
+        if not eq or not name or (dot and owner not in ("recipe", method)):
+            raise UserError(f"--set {item!r}: write PARAM=VALUE (a hyperparameter of {method}) "
+                            "or recipe.FIELD=VALUE (the training recipe), e.g. --set lr=0.001")
+        (recipe if owner == "recipe" else params)[name] = value
+    return params, recipe
