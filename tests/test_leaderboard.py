@@ -131,3 +131,11 @@ def test_across_ranks_methods_over_benchmarks_with_missing_cells(tmp_path, capsy
     table = show(db, "--across", capsys=capsys)
     assert "All benchmarks (Kemeny consensus of 2" in table
     assert "1/2" in next(line for line in table.splitlines() if " c " in line)
+
+
+def test_bracketed_names_are_printed_as_written(tmp_path, capsys):
+    """Variant names look like rich markup ("[requests=4]"); the table must print them."""
+    db = tmp_path / "runs.db"
+    write(db, "news-mini[requests=4]", {"ga[x]": [1.0, 2.0]})
+    text = show(db, capsys=capsys)
+    assert "news-mini[requests=4]" in text and "ga[x]" in text

@@ -244,7 +244,7 @@ def render(rows: list[dict], console) -> None:
         metric = sort_metric({name for row in mine for name in row["metrics"]})
         sorted_by = f"; sorted by {TITLES[metric]}, {HEADLINE[metric][1]}" if metric else ""
         ranked = any(row.get("rank") for row in mine)
-        table = Table(title=f"{benchmark} (mean ± std over seeds{sorted_by})")
+        table = Table(title=f"{escape(benchmark)} (mean ± std over seeds{sorted_by})")
         table.add_column("Method", no_wrap=True)
         table.add_column("Seeds", justify="right")
         if ranked:
