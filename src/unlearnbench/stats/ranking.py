@@ -98,7 +98,7 @@ def _exact_order(preferences: np.ndarray) -> list[int]:
     permutations = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
     positions = np.argsort(permutations, axis=1)  # positions[p, i] = place of system i
     before = positions[:, :, None] < positions[:, None, :]  # i placed before j
-    costs = (before * preferences[None]).sum(axis=(1, 2))
+    costs = (before * preferences.T[None]).sum(axis=(1, 2))
     return permutations[int(np.argmin(costs))].tolist()
 
 
