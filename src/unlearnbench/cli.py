@@ -64,6 +64,9 @@ def cli(ctx, debug):
 @click.option("--threads", type=int, default=1, show_default=True,
               help="CPU threads per job (torch intra-op). Small models gain nothing from more, "
                    "and spinning threads slow down many-fold when the cores are shared.")
+@click.option("--workers", type=int, default=None,
+              help="Run the jobs in N worker processes, each with --threads threads "
+                   "(default 1: in this process).")
 @click.option("--model", default=None,
               help="Language benchmarks: another model, a registered name or a Hugging Face "
                    "model directory (runs as the variant NAME[model=...]).")
@@ -88,8 +91,8 @@ def cli(ctx, debug):
               help="With --tuned: the tuning objective whose choice to use (default: the task's, "
                    "avg_gap or forget_quality_at_utility).")
 def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
-        max_steps, threads, model, lora, metric_names, curve_every, curve_metrics, retry_failed,
-        no_progress, tuned, tuned_objective):
+        max_steps, threads, workers, model, lora, metric_names, curve_every, curve_metrics,
+        retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -106,6 +109,9 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     if threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
+    workers = int(workers if workers is not None else options.get("workers", 1))
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
     benchmarks = split_names(benchmark_names) or split_names(
         options.get("benchmarks", options.get("benchmark")))
     model, lora = model or options.get("model"), lora if lora is not None else options.get("lora")
@@ -150,7 +156,8 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
             request = f" request={job.request}" if job.request else ""
             console.print(f"{job.benchmark} {job.method} seed={job.seed}{request}: {status}{gap_text}",
                           markup=False, highlight=False)
-        counts = run_grid(jobs, store, cache, device, on_done=report)
+        counts = run_grid(jobs, store, cache, device, on_done=report, workers=workers,
+                          threads=threads)
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
@@ -161,7 +168,8 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
 
             def advance(job, record):
                 progress.update(bar, advance=1, description=f"{job.benchmark} {job.method} s{job.seed}")
-            counts = run_grid(jobs, store, cache, device, on_done=advance)
+            counts = run_grid(jobs, store, cache, device, on_done=advance, workers=workers,
+                              threads=threads)
     console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
                   f"{counts['skipped']} already in {store.path}")
 

@@ -22,7 +22,7 @@ from .errors import Diverged, UserError
 from .metrics.evaluation import evaluate, metric_names_for
 from .metrics.inference import InferenceCache
 from .registry import methods, metrics
-from .scenario import build_scenario, get_spec
+from .scenario import get_spec
 from .specs import coerce, resolve_params
 from .store import RunRecord, Store
 
@@ -221,34 +221,23 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
 
 
 def run_grid(jobs: list[Job], store: Store, cache: ModelCache | None = None,
-             device: str = "cpu", on_done: Callable[[Job, RunRecord], None] | None = None
-             ) -> dict[str, int]:
-    """Run every job not yet in the store, writing each record as it completes."""
-    # The first optimizer step or torch.func call of a process imports torch._dynamo (2-7 s);
-    # do it now so that it is not charged to whichever method happens to run first.
-    import torch._dynamo  # noqa: F401
+             device: str = "cpu", on_done: Callable[[Job, RunRecord], None] | None = None,
+             workers: int = 1, threads: int = 1, executor=None) -> dict[str, int]:
+    """Run every job not yet in the store, writing each record as it completes: in this
+    process (``workers=1``), in a pool of ``workers`` spawned processes with ``threads`` torch
+    threads each, or with any ``executor`` (see ``executors.py``)."""
+    from .executors import ProcessPool, SerialExecutor, Sweep, make_units
 
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
     cache = cache or ModelCache()
     done = store.done_keys()
     pending = [job for job in jobs if job.key not in done]
     versions, commit = environment()
-    counts = {"skipped": len(jobs) - len(pending), "finished": 0, "failed": 0}
-    groups: dict[tuple[str, int], list[Job]] = {}
-    for job in pending:
-        groups.setdefault((job.benchmark, job.seed), []).append(job)
-    for (benchmark, seed), group in groups.items():
-        scenario = build_scenario(get_spec(benchmark), seed, cache, device)
-        if isinstance(scenario, list):
-            _run_sequences(group, scenario, jobs, store, done, versions, commit, counts, on_done)
-            continue
-        shared = scenario_cache(scenario, cache)
-        for job in group:
-            record, _ = run_job(job, scenario, versions, commit, cache=shared)
-            store.write(record)
-            counts[record.status] += 1
-            if on_done:
-                on_done(job, record)
-    return counts
+    if executor is None:
+        executor = SerialExecutor() if workers == 1 else ProcessPool(workers, threads)
+    sweep = Sweep(make_units(jobs, pending), store, cache, device, versions, commit)
+    return {"skipped": len(jobs) - len(pending), **executor.run(sweep, on_done)}
 
 
 def scenario_cache(scenario, models: ModelCache | None) -> InferenceCache:
@@ -261,12 +250,14 @@ def scenario_cache(scenario, models: ModelCache | None) -> InferenceCache:
     return shared
 
 
-def _run_sequences(pending, stages, jobs, store, done, versions, commit, counts, on_done):
+def _run_sequences(pending, stages, jobs, store, done, versions, commit, on_done,
+                   caches: dict | None = None):
     """Sequential requests: each (method, hyperparameters) chain starts from the original and
     feeds each request's model to the next. Stages already stored are recomputed (the chain
-    needs their models; it is deterministic) but not written again."""
+    needs their models; it is deterministic) but not written again. ``caches``: one inference
+    cache per stage, shared by the chains (kept by the caller across calls)."""
     chains = {(j.method, json.dumps(j.params, sort_keys=True), j.max_steps) for j in pending}
-    caches: dict[int, InferenceCache] = {}  # one per stage, shared by the chains
+    caches = {} if caches is None else caches
     for method, params, max_steps in sorted(chains):
         chain = sorted((j for j in jobs if j.benchmark == pending[0].benchmark
                         and j.seed == pending[0].seed and j.method == method
@@ -284,6 +275,4 @@ def _run_sequences(pending, stages, jobs, store, done, versions, commit, counts,
                                                                 scenario_cache(stage, stage.cache)))
             if job.key not in done:
                 store.write(record)
-                counts[record.status] += 1
-                if on_done:
-                    on_done(job, record)
+                on_done(job, record)

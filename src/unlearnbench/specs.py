@@ -195,7 +195,7 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 CONFIG_KEYS = {"benchmark", "benchmarks", "methods", "seeds", "db", "cache_dir", "device",
-               "params", "max_steps", "threads", "retry_failed", "model", "lora",
+               "params", "max_steps", "threads", "workers", "retry_failed", "model", "lora",
                "curve_every", "curve_metrics", "metrics"}
 
 

@@ -2,10 +2,16 @@
 
 Each run is written in one transaction when it completes (finished or failed), so a process
 killed mid-run leaves no partial record, and the run key is unique, so a rerun never
-duplicates a result. Per-example values are stored as arrays (float64 / int64 bytes)."""
+duplicates a result. Per-example values are stored as arrays (float64 / int64 bytes).
+
+Several processes may write at once (``run --workers N``): the file is in WAL mode (readers
+never wait), a writer waits up to ``timeout`` seconds for the write lock (SQLite's busy
+timeout), and a write that still finds the database locked or busy is rolled back and
+retried with exponential backoff. Retrying is safe: a key already stored is left as is."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -73,6 +79,12 @@ CREATE TABLE IF NOT EXISTS tuned (
 # Columns added to a table after stores were first written: a store made before them gets
 # them when it is opened (ALTER TABLE ... ADD COLUMN), its older rows holding NULL.
 ADDED_COLUMNS = {"runs": [("command", "TEXT")]}  # the command line that made the run
+WRITE_ATTEMPTS = 8  # tries of a locked write, waiting 0.05, 0.1, 0.2 ... 2 s (+ jitter) between
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
 
 
 @dataclass
@@ -98,9 +110,11 @@ class RunRecord:
 
 
 class Store:
-    def __init__(self, path: str | Path = "unlearnbench.db", command: str | None = None):
+    def __init__(self, path: str | Path = "unlearnbench.db", command: str | None = None,
+                 timeout: float = 60.0):
         """Open (or create) the store at ``path``. ``command``: the command line recorded
-        with every run this Store writes (`unlearnbench run` passes its own)."""
+        with every run this Store writes (`unlearnbench run` passes its own). ``timeout``:
+        how long a write waits for another process's write lock before retrying."""
         self.path = Path(path)
         self.command = command
         if self.path.exists() and self.path.is_dir():
@@ -108,11 +122,12 @@ class Store:
         if not self.path.parent.exists():
             raise UserError(f"store directory {str(self.path.parent)!r} does not exist")
         try:
-            self.db = sqlite3.connect(self.path, timeout=60)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = sqlite3.connect(self.path, timeout=timeout)
+            self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._retrying(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-            self._add_columns()
+            self._retrying(lambda: self.db.executescript(SCHEMA))
+            self._retrying(self._add_columns)
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{str(self.path)!r} is not an unlearnbench store ({exc})") from None
 
@@ -129,6 +144,21 @@ class Store:
                     if "duplicate column" not in str(exc):  # another process added it first
                         raise
 
+    def _retrying(self, action):
+        """``action()``, again after a pause while the database is locked or busy (another
+        process writing); whatever a failed try had begun is rolled back first."""
+        delay = 0.05
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if self.db.in_transaction:
+                    self.db.rollback()
+                if not _locked(exc) or attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(2 * delay, 2.0)
+
     def close(self) -> None:
         self.db.close()
 
@@ -140,16 +170,22 @@ class Store:
 
     def forget_failed(self, keys: list[str]) -> int:
         """Delete the failed runs among ``keys`` (so they run again). Returns how many."""
-        with self.db:
-            cursor = self.db.executemany("DELETE FROM runs WHERE key = ? AND status = 'failed'",
-                                         [(key,) for key in keys])
-        return cursor.rowcount
+        def delete():
+            with self.db:
+                return self.db.executemany("DELETE FROM runs WHERE key = ? AND status = 'failed'",
+                                           [(key,) for key in keys]).rowcount
+        return self._retrying(delete)
 
     def write(self, record: RunRecord) -> int:
         """Write a run with its metrics and per-example values atomically. A key already
-        present is left as is (the first complete result wins)."""
+        present is left as is (the first complete result wins), so a write retried after a
+        lock, or the same job finished by two processes, stores it once. Returns the row id."""
+        return self._retrying(lambda: self._write(record))
+
+    def _write(self, record: RunRecord) -> int:
         t = record.timings
         with self.db:
+            self.db.execute("BEGIN IMMEDIATE")  # take the write lock now (waits busy_timeout)
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO runs (key, benchmark, method, params, seed, request, status,"
                 " error, started_at, finished_at, unlearn_seconds, unlearn_cpu_seconds,"
@@ -213,6 +249,9 @@ class Store:
         trial failed), their objective value, the trial budget, seed, options and every trial
         (``history``). It replaces an earlier tuning of the same benchmark, method and
         objective, in one transaction."""
+        self._retrying(lambda: self._write_tuning(tuning))
+
+    def _write_tuning(self, tuning: dict) -> None:
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO tuned (benchmark, method, objective, params, value, "

@@ -111,11 +111,11 @@ def write_output(path: Path, value) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(value, TokenStats):
         target = path.with_suffix(".npz")
-        temporary = target.with_name(target.stem + ".tmp.npz")
+        temporary = target.with_name(f"{target.stem}.tmp{os.getpid()}.npz")  # one per writer
         np.savez(temporary, **dataclasses.asdict(value))
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
         target = path.with_suffix(".json")
-        temporary = target.with_name(target.name + ".tmp")
+        temporary = target.with_name(f"{target.name}.tmp{os.getpid()}")
         temporary.write_text(json.dumps(value))
     else:
         return

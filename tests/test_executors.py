@@ -1,0 +1,277 @@
+"""Executors: the serial loop and the local process pool store the same records; a worker
+killed mid-sweep stops nothing but its own job, the parent says which jobs are missing and a
+rerun finishes them; several processes writing one SQLite store lose nothing.
+
+Small grids (digits, a few optimizer steps); the runs in spawned processes are marked slow."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unlearnbench.cache import ModelCache
+from unlearnbench.executors import Unit, _Schedule, make_units
+from unlearnbench.runner import plan, run_grid
+from unlearnbench.store import RunRecord, Store
+
+_SCRIPT = Path(sys.executable).with_name("unlearnbench")
+CLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "unlearnbench.cli"]
+TIMING = {"unlearn_seconds", "unlearn_cpu_seconds", "speedup", "retrain_seconds"}
+METHODS, SEEDS, STEPS = ["finetune", "ga", "rl"], [0, 1], 5
+
+
+def grid():
+    """digits-random10: 3 methods x 2 seeds; digits-sequential: one chain of 3 requests."""
+    return (plan(["digits-random10"], METHODS, SEEDS, max_steps=STEPS)
+            + plan(["digits-sequential"], ["ga"], [0], max_steps=STEPS))
+
+
+def stored(db: Path) -> dict[str, dict]:
+    """key -> status, metric values (timings left out) and per-example arrays."""
+    con = sqlite3.connect(db)
+    try:
+        out = {}
+        for run_id, key, status in con.execute("SELECT id, key, status FROM runs"):
+            metrics = {n: v for n, v in con.execute(
+                "SELECT name, value FROM metric_values WHERE run_id = ?", (run_id,))
+                if n not in TIMING}
+            per_example = {m: (s, np.frombuffer(i, np.int64), np.frombuffer(v, np.float64))
+                           for m, s, i, v in con.execute(
+                               'SELECT metric, split, ids, "values" FROM per_example '
+                               "WHERE run_id = ?", (run_id,))}
+            out[key] = {"status": status, "metrics": metrics, "per_example": per_example}
+        assert len(out) == con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        return out
+    finally:
+        con.close()
+
+
+def assert_same(runs: dict, expected: dict) -> None:
+    assert runs.keys() == expected.keys()
+    for key, run in runs.items():
+        want = expected[key]
+        assert run["status"] == want["status"] == "finished"
+        assert run["metrics"].keys() == want["metrics"].keys()
+        for name, value in run["metrics"].items():
+            if value is None or want["metrics"][name] is None:
+                assert value is want["metrics"][name], name
+            else:
+                assert abs(value - want["metrics"][name]) <= 1e-9, (name, value, want["metrics"][name])
+        assert run["per_example"].keys() == want["per_example"].keys()
+        for metric, (split, ids, values) in run["per_example"].items():
+            assert split == want["per_example"][metric][0]
+            np.testing.assert_array_equal(ids, want["per_example"][metric][1])
+            np.testing.assert_allclose(values, want["per_example"][metric][2], rtol=0, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("executor-model-cache")
+
+
+@pytest.fixture(scope="module")
+def serial(cache_dir, tmp_path_factory) -> dict:
+    """The grid run serially, in this process: what every other executor must reproduce."""
+    db = tmp_path_factory.mktemp("serial") / "serial.db"
+    counts = run_grid(grid(), Store(db), ModelCache(cache_dir))
+    assert counts == {"skipped": 0, "finished": 9, "failed": 0}
+    return stored(db)
+
+
+# ------------------------------------------------------------------------- units, schedule
+
+def test_units_are_jobs_in_grid_order_and_chains_stay_whole():
+    jobs = grid()
+    units = make_units(jobs, jobs)
+    assert [len(u.jobs) for u in units] == [1] * 6 + [3]
+    assert [u.group for u in units] == [("digits-random10", 0)] * 3 + \
+        [("digits-random10", 1)] * 3 + [("digits-sequential", 0)]
+    chain = units[-1]
+    assert [j.request for j in chain.jobs] == [1, 2, 3] and chain.chain == chain.jobs
+    # A chain whose first stage is stored runs whole (its model is needed) but lists the
+    # stored stage apart, so it is not written again.
+    pending = [j for j in jobs if j.request != 1]
+    (chain,) = [u for u in make_units(jobs, pending) if u.chain]
+    assert [j.request for j in chain.jobs] == [2, 3] and len(chain.chain) == 3
+
+
+def test_a_free_worker_stays_on_its_group_then_starts_a_fresh_one():
+    def unit(benchmark, seed, name):
+        return Unit((benchmark, seed), (name,))  # the schedule never looks inside jobs
+    schedule = _Schedule([unit("b", 0, "a1"), unit("b", 0, "a2"), unit("b", 0, "a3"),
+                          unit("b", 1, "b1"), unit("b", 1, "b2")])
+    first = schedule.next(None, anywhere=False)
+    second = schedule.next(None, anywhere=False)  # another worker: a fresh group, not seed 0
+    assert (first.jobs, second.jobs) == (("a1",), ("b1",))
+    assert schedule.next(("b", 0), anywhere=False).jobs == ("a2",)  # affinity
+    assert schedule.next(("b", 1), anywhere=False).jobs == ("b2",)
+    # Group 1 is done; seed 0's scenario is not built yet: wait rather than train it twice...
+    assert schedule.next(("b", 1), anywhere=False) is None
+    # ...unless nothing else is running, or once it is built (then it is loaded from the cache)
+    schedule.built.add(("b", 0))
+    assert schedule.next(("b", 1), anywhere=False).jobs == ("a3",)
+    assert schedule.next(None, anywhere=True) is None and schedule.left() == []
+
+
+# ---------------------------------------------------------------------------- the store
+
+def _record(key: str, writer: int, n: int) -> RunRecord:
+    record = RunRecord(key, "bench", "method", {"writer": writer}, n, "finished",
+                       timings={"unlearn_seconds": 0.1, "steps": n})
+    record.metrics = {f"m{i}": writer + n / 1000 + i for i in range(5)}
+    ids = np.arange(200, dtype=np.int64) + n
+    record.per_example = {"loss": ("forget", ids, ids * 0.5 + writer)}
+    record.curve = [(0, {"m0": 1.0}), (n + 1, {"m0": 2.0})]
+    return record
+
+
+def _write_many(db: str, writer: int, count: int, start) -> None:
+    store = Store(db, timeout=1.0)  # short: some writes wait in the retries
+    start.wait()
+    for n in range(count):
+        store.write(_record(f"w{writer}-{n}", writer, n))
+        store.write(_record("shared", writer, 0))  # everyone writes this one: stored once
+    store.close()
+
+
+@pytest.mark.slow
+def test_parallel_writers_lose_nothing(tmp_path):
+    db = str(tmp_path / "runs.db")
+    Store(db).close()
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    writers = [context.Process(target=_write_many, args=(db, w, 40, start)) for w in range(3)]
+    for process in writers:
+        process.start()
+    time.sleep(1.0)  # let them all import and open the store, then write at once
+    start.set()
+    for process in writers:
+        process.join(120)
+    assert [p.exitcode for p in writers] == [0] * 3
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    keys = [k for (k,) in con.execute("SELECT key FROM runs")]
+    assert sorted(keys) == sorted([f"w{w}-{n}" for w in range(3) for n in range(40)] + ["shared"])
+    assert con.execute("SELECT COUNT(*) FROM metric_values").fetchone()[0] == 5 * 121
+    assert con.execute("SELECT COUNT(*) FROM per_example").fetchone()[0] == 121
+    assert con.execute("SELECT COUNT(*) FROM curve").fetchone()[0] == 2 * 121
+    con.close()
+    runs = {run["key"]: run for run in Store(db).runs()}
+    assert runs["w2-39"]["metrics"]["m4"] == 2 + 39 / 1000 + 4
+
+
+def test_a_locked_write_waits_and_a_duplicate_write_is_a_no_op(tmp_path):
+    db = tmp_path / "runs.db"
+    store = Store(db, timeout=0.05)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing for 0.6 s
+    releaser = threading.Timer(0.6, lambda: holder.execute("COMMIT"))
+    releaser.start()
+    began = time.perf_counter()
+    run_id = store.write(_record("k", 0, 1))  # 0.05 s busy timeout, then retries
+    assert time.perf_counter() - began >= 0.5
+    releaser.join()
+    holder.close()
+    assert store.write(_record("k", 9, 9)) == run_id  # the first complete result wins
+    (run,) = store.runs()
+    assert run["params"] == {"writer": 0} and len(run["metrics"]) == 5
+    assert not store.db.in_transaction
+
+
+# --------------------------------------------------------------------------- the pool
+
+@pytest.mark.slow
+def test_a_pool_of_two_workers_stores_what_the_serial_run_stores(serial, cache_dir, tmp_path):
+    db = tmp_path / "pool.db"
+    seen = []
+    counts = run_grid(grid(), Store(db), ModelCache(cache_dir), workers=2,
+                      on_done=lambda job, record: seen.append((job.key, record.status)))
+    assert counts == {"skipped": 0, "finished": 9, "failed": 0}
+    assert sorted(seen) == sorted((key, "finished") for key in serial)
+    assert_same(stored(db), serial)
+    # Everything is stored: a second run starts no worker and skips it all.
+    assert run_grid(grid(), Store(db), ModelCache(cache_dir), workers=2) == \
+        {"skipped": 9, "finished": 0, "failed": 0}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"spawn_main" in command
+
+
+def _runs_in(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(serial, cache_dir,
+                                                                           tmp_path):
+    db = tmp_path / "killed.db"
+    command = [*CLI, "run", "-b", "digits-random10", "-m", ",".join(METHODS), "--seeds",
+               str(len(SEEDS)), "--max-steps", str(STEPS), "--workers", "2", "--no-progress",
+               "--db", str(db)]
+    env = dict(os.environ, UNLEARNBENCH_CACHE=str(cache_dir), NO_COLOR="1", OMP_NUM_THREADS="1")
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while _runs_in(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [pid for pid in _children(parent.pid) if _is_worker(pid)]
+        assert len(workers) == 2, parent.communicate(timeout=60)
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = parent.communicate(timeout=240)  # no hang
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 2, (stdout, stderr)
+    (message,) = stderr.strip().splitlines()  # one line
+    assert f"worker process {workers[0]} died (killed by SIGKILL)" in message
+    assert "jobs not done" in message and "run the same command again" in message
+    before = stored(db)
+    assert 1 <= len(before) < 6
+    expected = {key: run for key, run in serial.items() if key in
+                {job.key for job in plan(["digits-random10"], METHODS, SEEDS, max_steps=STEPS)}}
+    assert_same(before, {key: expected[key] for key in before})  # complete records only
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # none left behind
+
+    rerun = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
+                           cwd=tmp_path, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[-1] == \
+        f"{6 - len(before)} finished, 0 failed, {len(before)} already in {db}"
+    assert_same(stored(db), expected)  # each job exactly once, the serial run's values
