@@ -20,11 +20,13 @@ demo: $(STAMP)
 	$(BIN)/unlearnbench run --benchmark digits-random10 --methods retrain,finetune,ga,rl --seeds 3
 	$(BIN)/unlearnbench show --benchmark digits-random10
 
-# The HTML report's browser test needs Debian's chromium (installed here when apt-get can);
-# without it that test skips and says why.
+# The HTML report's browser test needs Debian's chromium and the server-store tests Debian's
+# postgresql (both installed here when apt-get can); without them those tests skip and say why.
 test: $(STAMP)
 	command -v chromedriver >/dev/null || ((apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null 2>&1 \
 		|| echo "chromium not installable: the browser test will skip")
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || ((apt-get update -q && apt-get install -y -q postgresql) >/dev/null 2>&1 \
+		|| echo "postgresql not installable: the server store tests will skip")
 	$(BIN)/python -m pytest
 
 clean:

@@ -56,7 +56,8 @@ def cli(ctx, debug):
               help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
 @click.option("--config", type=click.Path(dir_okay=False), help="YAML file with any of these options.")
 @click.option("--db", type=click.Path(dir_okay=False), default=None,
-              help="SQLite store. Default unlearnbench.db.")
+              help="The store: a SQLite file, or a database URL such as "
+                   "postgresql://user@host:5432/db. Default unlearnbench.db.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Model cache directory. Default .unlearnbench-cache (or $UNLEARNBENCH_CACHE).")
 @click.option("--device", default=None, help="cpu (default), cuda, cuda:1, mps ...")
@@ -66,7 +67,15 @@ def cli(ctx, debug):
                    "and spinning threads slow down many-fold when the cores are shared.")
 @click.option("--workers", type=int, default=None,
               help="Run the jobs in N worker processes, each with --threads threads "
-                   "(default 1: in this process).")
+                   "(default 1: in this process). With --executor ray: N tasks at a time.")
+@click.option("--executor", type=click.Choice(["serial", "pool", "ray"]), default=None,
+              help="Where the jobs run: serial (in this process), pool (--workers processes; "
+                   "what --workers N > 1 selects), ray (Ray tasks; pip install "
+                   "'unlearnbench[ray]'). Default: serial, or pool with --workers N > 1.")
+@click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
+              help="With --executor ray: the Ray cluster (default: start a local instance). "
+                   "On a cluster, --cache-dir must be a shared file system and --db a server "
+                   "database every node reaches.")
 @click.option("--model", default=None,
               help="Language benchmarks: another model, a registered name or a Hugging Face "
                    "model directory (runs as the variant NAME[model=...]).")
@@ -91,12 +100,14 @@ def cli(ctx, debug):
               help="With --tuned: the tuning objective whose choice to use (default: the task's, "
                    "avg_gap or forget_quality_at_utility).")
 def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
-        max_steps, threads, workers, model, lora, metric_names, curve_every, curve_metrics,
-        retry_failed, no_progress, tuned, tuned_objective):
+        max_steps, threads, workers, executor, address, model, lora, metric_names, curve_every,
+        curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .cache import ModelCache
+    from .executors import make_executor
+    from .executors_ray import RayExecutor
     from .runner import plan, run_grid
     from .scenario import variant
     from .specs import load_config, parse_assignments
@@ -109,9 +120,11 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     if threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
-    workers = int(workers if workers is not None else options.get("workers", 1))
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
+    workers = workers if workers is not None else options.get("workers")
+    executor = executor or options.get("executor")
+    # checked now: a missing Ray or a wrong combination fails before any planning
+    executor = make_executor(executor, None if workers is None else int(workers), threads,
+                             address or options.get("address"))
     benchmarks = split_names(benchmark_names) or split_names(
         options.get("benchmarks", options.get("benchmark")))
     model, lora = model or options.get("model"), lora if lora is not None else options.get("lora")
@@ -124,7 +137,8 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     for method, values in parse_assignments(assignments).items():
         overrides.setdefault(method, {}).update(values)
     device = device or options.get("device", "cpu")
-    check_device(device)
+    if not isinstance(executor, RayExecutor):  # Ray checks its cluster's GPUs instead
+        check_device(device)
     max_steps = max_steps if max_steps is not None else options.get("max_steps")
     curve_every = curve_every if curve_every is not None else options.get("curve_every")
     curve_metrics = split_names(curve_metrics) or split_names(options.get("curve_metrics"))
@@ -156,8 +170,7 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
             request = f" request={job.request}" if job.request else ""
             console.print(f"{job.benchmark} {job.method} seed={job.seed}{request}: {status}{gap_text}",
                           markup=False, highlight=False)
-        counts = run_grid(jobs, store, cache, device, on_done=report, workers=workers,
-                          threads=threads)
+        counts = run_grid(jobs, store, cache, device, on_done=report, executor=executor)
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
@@ -168,10 +181,9 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
 
             def advance(job, record):
                 progress.update(bar, advance=1, description=f"{job.benchmark} {job.method} s{job.seed}")
-            counts = run_grid(jobs, store, cache, device, on_done=advance, workers=workers,
-                              threads=threads)
+            counts = run_grid(jobs, store, cache, device, on_done=advance, executor=executor)
     console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
-                  f"{counts['skipped']} already in {store.path}")
+                  f"{counts['skipped']} already in {store.name}")
 
 
 def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: dict,
@@ -181,7 +193,7 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
     from .store import Store
     from .tune import tuned_overrides
 
-    if not Path(db).exists():
+    if not store_exists(db):
         raise UserError(f"no store at {db!r} holds tuned hyperparameters: run `unlearnbench "
                         "tune` first or pass --db PATH")
     if not benchmarks:
@@ -193,6 +205,15 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
             values.setdefault(method, {}).update(user)
         jobs += plan_one([benchmark], values)
     return jobs
+
+
+def store_exists(db: str) -> bool:
+    """Whether ``--db`` names an existing SQLite file; always True for a server database's URL
+    (opening the store then says whether the server can be reached)."""
+    from .store import sqlite_file
+
+    file = sqlite_file(db)
+    return file is None or file.exists()
 
 
 def check_device(device: str) -> None:
@@ -252,7 +273,7 @@ def population(benchmark, method_names, n_models, assignments, seed0, db, cache_
                             ModelCache(cache_dir), parse_assignments(assignments), seed0, device,
                             on_done=report)
     console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
-                  f"{counts['skipped']} already in {store.path}; retrained population "
+                  f"{counts['skipped']} already in {store.name}; retrained population "
                   f"{counts['retrained_seconds']:.1f} s")
     name = population_name(benchmark, n_models, seed0)
     table = Table(title=f"{name} (sorted by challenge score, higher is better)")
@@ -290,7 +311,7 @@ def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
     from .report.leaderboard import leaderboard, render, to_csv, to_json
     from .store import Store
 
-    if not Path(db).exists():
+    if not store_exists(db):
         raise UserError(f"no store at {db!r}: run `unlearnbench run` first or pass --db PATH")
     if curves:
         points = Store(db).curves(benchmark)
@@ -484,7 +505,8 @@ def export(out_dir, layout, n_entities, seed):
                    "(recipe.epochs=20) that --retrain and some methods use (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
-              show_default=True, help="SQLite store the run is recorded in.")
+              show_default=True,
+              help="The store the run is recorded in: a SQLite file or a database URL.")
 @click.option("--retrain", is_flag=True,
               help="Also retrain from scratch without the forget records and compare "
                    "(classifiers given as a module, with the recipe given by --set recipe.*).")

@@ -4,6 +4,7 @@ the rest into units and hands them to one executor; every executor has one metho
 
 - ``SerialExecutor`` (the default): every unit in this process, in grid order.
 - ``ProcessPool(workers, threads)`` (``unlearnbench run --workers N``): N spawned processes.
+- ``RayExecutor(address, workers, threads)`` (``--executor ray``): Ray tasks, see below.
 
 A **unit** is one job, or one chain of sequential requests (a method's stages stay in one
 process: each starts from the previous stage's model). Units keep the grid's order, grouped
@@ -37,12 +38,11 @@ them in each worker): one registered at run time in the parent is unknown to the
 script that calls ``run_grid(..., workers=N)`` needs the ``if __name__ == "__main__":`` guard,
 as with any spawning pool (each worker imports the main module).
 
-A Ray executor is one more class with the same ``run``: one remote task per unit (resources
-per task: ``num_cpus=threads``, ``num_gpus`` for a CUDA device) running ``UnitRunner`` against
-a store every node reaches (a server database by URL) and the model cache on a shared
-directory; ``ray.wait`` over the task references replaces the pipes and sentinels, and a task
-lost with its worker or node (``ray.exceptions.RayError``) is reported like a dead worker.
-Keeping the group affinity there means an actor per worker rather than plain tasks.
+``RayExecutor`` (``executors_ray.py``, ``run --executor ray [--address ...]``) is one more
+class with the same ``run``: one Ray task per unit, with its resource request, writing to a
+store every node reaches, the model cache on a shared directory, ``ray.wait`` in place of
+the pipes and sentinels, the same scheduling order and the same ``WorkersLost`` line when
+tasks are lost. ``make_executor`` turns the command line's choice into one of the three.
 """
 from __future__ import annotations
 
@@ -333,7 +333,7 @@ class ProcessPool:
         reported: set[str] = set()
         deaths: list[str] = []
         schedule = _Schedule(sweep.units)
-        config = _WorkerConfig(str(Path(sweep.store.path).resolve()), sweep.store.command,
+        config = _WorkerConfig(sweep.store.location, sweep.store.command,
                                str(Path(sweep.cache.root).resolve()), sweep.device,
                                sweep.versions, sweep.commit, self.threads)
         context = multiprocessing.get_context("spawn")
@@ -388,17 +388,56 @@ class ProcessPool:
             finished_cleanly = True
         finally:
             _shut_down(workers, finished_cleanly)
-        missing = [key for key in jobs if key not in reported]
-        if missing:
-            stored = sweep.store.done_keys()  # a record written just before its worker died
-            missing = [key for key in missing if key not in stored]
-        if missing:
-            names = ", ".join(describe(jobs[key]) for key in missing[:3])
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            cause = "; ".join(deaths) or "the worker processes stopped"
-            raise WorkersLost(f"{cause}: {len(missing)} of {len(jobs)} jobs not done ({names}"
-                              f"{more}); run the same command again to run only those")
+        error = lost_jobs_error(jobs, reported, sweep.store, deaths,
+                                "the worker processes stopped")
+        if error:
+            raise error
         return counts
+
+
+def lost_jobs_error(jobs: dict[str, Job], reported: set[str], store: Store, causes: list[str],
+                    default_cause: str) -> WorkersLost | None:
+    """The one-line error naming the jobs neither reported nor stored (None: all are done)."""
+    missing = [key for key in jobs if key not in reported]
+    if missing:
+        stored = store.done_keys()  # a record written just before its worker died
+        missing = [key for key in missing if key not in stored]
+    if not missing:
+        return None
+    names = ", ".join(describe(jobs[key]) for key in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    cause = "; ".join(causes) or default_cause
+    return WorkersLost(f"{cause}: {len(missing)} of {len(jobs)} jobs not done ({names}{more}); "
+                       "run the same command again to run only those")
+
+
+EXECUTORS = ("serial", "pool", "ray")
+
+
+def make_executor(name: str | None = None, workers: int | None = None, threads: int = 1,
+                  address: str | None = None) -> Executor:
+    """The executor ``run --executor NAME [--workers N] [--address ADDR]`` asks for. Without a
+    name, ``--workers N`` chooses as before: a process pool for N > 1, else serial. ``pool``
+    without ``--workers`` takes one worker per core; ``ray`` (``executors_ray.py``; Ray itself
+    is imported only then) reads ``--workers`` as the tasks in flight and ``--address`` as the
+    cluster."""
+    if name is not None and name not in EXECUTORS:
+        raise UserError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if address and name != "ray":
+        raise UserError("--address names a Ray cluster: add --executor ray")
+    if name == "ray":
+        from .executors_ray import RayExecutor
+        return RayExecutor(address, workers, threads)
+    if name == "pool":
+        return ProcessPool(workers or max(2, (os.cpu_count() or 1) // threads), threads)
+    if name == "serial" and (workers or 1) > 1:
+        raise UserError(f"--executor serial runs one job at a time; leave out --workers {workers} "
+                        "or use --executor pool")
+    if name is None and (workers or 1) > 1:
+        return ProcessPool(workers, threads)
+    return SerialExecutor()
 
 
 @contextmanager

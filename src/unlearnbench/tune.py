@@ -263,8 +263,8 @@ def tuned_overrides(store: Store, benchmark: str, method_names: list[str],
     missing = [m for m in method_names if m not in stored]
     if missing:
         raise UserError(f"no {name} tuning of {', '.join(missing)} on {benchmark!r} in "
-                        f"{str(store.path)!r}: run `unlearnbench tune --benchmark {benchmark} "
-                        f"--methods {','.join(missing)} --db {store.path}` first")
+                        f"{store.name!r}: run `unlearnbench tune --benchmark {benchmark} "
+                        f"--methods {','.join(missing)} --db {store.name}` first")
     failed = [m for m in method_names if stored[m]["params"] is None]
     if failed:
         raise UserError(f"every tuning trial of {', '.join(failed)} on {benchmark!r} failed, so "

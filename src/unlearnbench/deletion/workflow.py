@@ -148,8 +148,8 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
             "output": {"path": str(out),
                        "files_sha256": {str(out / p.name): file_sha256(p) for p in written}},
             "versions": versions, "git_commit": commit,
-            "store": {"path": str(db), "run_id": run_id, "key": key,
-                      "benchmark": scenario.spec.name},
+            "store": {"path": str(db) if store.path is not None else store.name,  # no password
+                      "run_id": run_id, "key": key, "benchmark": scenario.spec.name},
             "recorded_metrics": record.metrics,
         }
         write_report(audit, staging)

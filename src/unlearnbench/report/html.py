@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import UserError
-from ..store import Store
+from ..store import Store, sqlite_file
 from . import plots, views
 from .leaderboard import HEADLINE, RANKING_NAMES, TABLE_COLUMNS, TITLES, leaderboard, sort_metric
 from .markup import esc, header, number
@@ -49,7 +49,7 @@ def build_report(store: Store, benchmark: str | None = None) -> str:
     """The report of every run in ``store`` (of ``benchmark`` only, when given), as HTML."""
     runs = store.runs(benchmark)
     if not runs:
-        raise UserError(f"the store {str(store.path)!r} holds no runs"
+        raise UserError(f"the store {store.name!r} holds no runs"
                         + (f" for {benchmark!r}" if benchmark else ""))
     rows = leaderboard(runs)
     labels = {group_key(row["benchmark"], row["method"], row["params"]): row["label"]
@@ -69,15 +69,15 @@ def build_report(store: Store, benchmark: str | None = None) -> str:
             f'<link rel="icon" href="data:,"><title>unlearnbench report</title>'
             f"<style>{STYLE}</style></head><body>"
             f"<h1>unlearnbench report</h1>"
-            f'<p class="note">Store <code>{esc(store.path)}</code>: {len(runs)} runs on '
+            f'<p class="note">Store <code>{esc(store.name)}</code>: {len(runs)} runs on '
             f"{len(names)} benchmark table(s). Made {made} by unlearnbench {esc(__version__)}."
             f"</p><nav>{navigation}</nav>{''.join(sections)}</body></html>\n")
 
 
 def write_report(db: str | Path, out: str | Path, benchmark: str | None = None) -> Path:
     """Build the report of the store at ``db`` and write it to ``out`` (replaced whole)."""
-    db, out = Path(db), Path(out)
-    if not db.is_file():
+    out, file = Path(out), sqlite_file(db)  # file: None for a server database's URL
+    if file is not None and not file.is_file():
         raise UserError(f"no store at {str(db)!r}: run `unlearnbench run` first or pass --db PATH")
     if not out.parent.is_dir():
         raise UserError(f"the directory of --out {str(out)!r} does not exist; create it first")

@@ -1,0 +1,82 @@
+"""The store's tables (SQLAlchemy Core): the same on SQLite and on a server database.
+
+A run is one row of ``runs`` (unique ``key``) with its metric values, per-example values
+(int64 ids and float64 values as bytes) and learning-curve points in child tables deleted with
+it; ``tuned`` holds one tuning per (benchmark, method, objective). JSON is stored as text."""
+from __future__ import annotations
+
+from sqlalchemy import (CheckConstraint, Column, Float, ForeignKey, Integer, LargeBinary,
+                        MetaData, Table, Text, UniqueConstraint)
+
+metadata = MetaData()
+
+
+def _run_id() -> Column:
+    return Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False,
+                  primary_key=True)
+
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("benchmark", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("params", Text, nullable=False),  # JSON, keys sorted
+    Column("seed", Integer, nullable=False),
+    Column("request", Integer),
+    Column("status", Text, CheckConstraint("status IN ('finished', 'failed')"), nullable=False),
+    Column("error", Text),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("unlearn_seconds", Float),
+    Column("unlearn_cpu_seconds", Float),
+    Column("metrics_seconds", Float),
+    Column("steps", Integer),
+    Column("versions", Text),  # JSON
+    Column("git_commit", Text),
+    Column("command", Text),  # the command line that made the run
+)
+
+metric_values = Table(
+    "metric_values", metadata,
+    _run_id(),
+    Column("name", Text, nullable=False, primary_key=True),
+    Column("value", Float),
+)
+
+per_example = Table(
+    "per_example", metadata,
+    _run_id(),
+    Column("metric", Text, nullable=False, primary_key=True),
+    Column("split", Text, nullable=False),
+    Column("ids", LargeBinary, nullable=False),  # int64 bytes
+    Column("values", LargeBinary, nullable=False),  # float64 bytes
+)
+
+curve = Table(
+    "curve", metadata,
+    _run_id(),
+    Column("step", Integer, nullable=False, primary_key=True),
+    Column("name", Text, nullable=False, primary_key=True),
+    Column("value", Float),
+)
+
+tuned = Table(
+    "tuned", metadata,
+    Column("benchmark", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("objective", Text, nullable=False),
+    Column("params", Text),  # JSON; NULL when every trial failed
+    Column("value", Float),
+    Column("trials", Integer, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("options", Text, nullable=False),  # JSON
+    Column("history", Text, nullable=False),  # JSON: every trial
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("benchmark", "method", "objective"),
+)
+
+# Columns added to a table after stores were first written: a store made before them gets
+# them when it is opened (ALTER TABLE ... ADD COLUMN), its older rows holding NULL.
+ADDED_COLUMNS = {"runs": [("command", "TEXT")]}
