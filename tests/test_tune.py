@@ -5,7 +5,6 @@ One tuning of finetune, ga and original on digits-random10 (3 trials, 5 optimize
 each) is shared by the module's tests through one model cache."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
