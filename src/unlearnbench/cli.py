@@ -113,13 +113,10 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     from .specs import load_config, parse_assignments
     from .store import Store
 
-    import torch
 
     options = load_config(config) if config else {}
     threads = int(options.get("threads", threads))
-    if threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
+    set_threads(threads)
     workers = workers if workers is not None else options.get("workers")
     executor = executor or options.get("executor")
     # checked now: a missing Ray or a wrong combination fails before any planning
@@ -155,9 +152,7 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     # the command line is recorded with each run, for the report's provenance table
     store = Store(db, command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     cache_dir = cache_dir or options.get("cache_dir")
-    if cache_dir:
-        # Data sets fetched into the cache (MNIST...) are found through the same variable.
-        os.environ["UNLEARNBENCH_CACHE"] = str(cache_dir)
+    use_cache_dir(cache_dir)
     cache = ModelCache(cache_dir)
     if retry_failed or options.get("retry_failed"):
         store.forget_failed([job.key for job in jobs])
@@ -216,6 +211,22 @@ def store_exists(db: str) -> bool:
     return file is None or file.exists()
 
 
+def set_threads(threads: int) -> None:
+    """``--threads``: torch's intra-op threads in this process."""
+    import torch
+
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
+def use_cache_dir(cache_dir: str | None) -> None:
+    """``--cache-dir``: data sets fetched into the cache (MNIST...) are found through the
+    same variable, so it is set for the whole process."""
+    if cache_dir:
+        os.environ["UNLEARNBENCH_CACHE"] = str(cache_dir)
+
+
 def check_device(device: str) -> None:
     import torch
     try:
@@ -245,7 +256,6 @@ def population(benchmark, method_names, n_models, assignments, seed0, db, cache_
                threads):
     """Score methods as populations: N unlearning seeds against N retrained models
     (NeurIPS 2023 challenge score, U-LiRA, KLoM); one record per method and N."""
-    import torch
     from rich.table import Table
 
     from .cache import ModelCache
@@ -253,12 +263,9 @@ def population(benchmark, method_names, n_models, assignments, seed0, db, cache_
     from .specs import parse_assignments
     from .store import Store
 
-    if threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
+    set_threads(threads)
     check_device(device)
-    if cache_dir:
-        os.environ["UNLEARNBENCH_CACHE"] = str(cache_dir)
+    use_cache_dir(cache_dir)
     n_models = DEFAULT_MODELS if n_models is None else n_models
     store = Store(db)
 
@@ -371,18 +378,14 @@ def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max
          cache_dir, device, threads):
     """Tune methods with the same trial budget on a validation forget request; the choice
     goes to the store for `run --tuned`."""
-    import torch
 
     from .cache import ModelCache
     from .store import Store
     from .tune import tune as tune_methods
 
-    if threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
+    set_threads(threads)
     check_device(device)
-    if cache_dir:
-        os.environ["UNLEARNBENCH_CACHE"] = str(cache_dir)
+    use_cache_dir(cache_dir)
 
     def report(method, trial):
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -517,14 +520,11 @@ def unlearn_request(model_path, data_path, forget, method, out, holdout, assignm
     """Unlearn records from your own model; write the unlearned model and an audit report."""
     import shlex
 
-    import torch
 
     from .deletion.audit import summary
     from .deletion.workflow import delete, parse_settings
 
-    if threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
+    set_threads(threads)
     check_device(device)
     params, recipe = parse_settings(assignments, method)
     audit = delete(model_path, data_path, forget, method, out, holdout=holdout, params=params,
