@@ -19,7 +19,7 @@ from .metrics.evaluation import MetricResult, evaluate
 from .registry import methods
 from .scenario import Scenario, build_scenario
 from .specs import resolve_params
-from .train import StepBudget, weights_finite
+from .train import StepBudget, precision, weights_finite
 
 scenario = build_scenario
 
@@ -78,7 +78,8 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
         # by the method, outside the timing and the step budget.
         prepare(ctx, resolved)
     wall, cpu = time.perf_counter(), time.process_time()
-    model = entry.obj(ctx, resolved)
+    with precision(ctx.recipe.precision):
+        model = entry.obj(ctx, resolved)
     if scenario.spec.recipe.lora_rank:
         from .models.pretrained import merge_lora
         model = merge_lora(model)

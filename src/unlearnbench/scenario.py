@@ -21,6 +21,7 @@ from .registry import benchmarks, datasets
 from .specs import (BenchmarkSpec, ForgetSpec, coerce, forget_field, variant_forget_fields,
                     with_forget_field)
 from .tasks.classification import ClassificationTask
+from .train import PRECISIONS
 from .worst_case import residual_fit
 
 _DATA_MEMO: dict[tuple, DataBundle] = {}
@@ -80,7 +81,7 @@ def get_spec(name: str) -> BenchmarkSpec:
     """A registered benchmark, or a variant of one: ``entities-forget05[model=DIR,lora=8]``
     trains another model (a registered name or a Hugging Face model directory), ``lora=R``
     trains and unlearns through LoRA adapters of rank R, ``epochs=N`` changes the training
-    recipe's epochs, ``retain=none`` withholds the retain set from unlearning methods (RWKU's
+    recipe's epochs, ``precision=bf16`` (or fp16) trains and unlearns in mixed precision, ``retain=none`` withholds the retain set from unlearning methods (RWKU's
     forget-only setting), a key naming an option of the data set's loader sets it (a smaller
     ``n_entities`` for a quick run) and a key naming a ``ForgetSpec`` field, bare or prefixed
     ``forget_``, sets the forget request (``digits-random10[forget_kind=class,class_id=3]``,
@@ -107,6 +108,12 @@ def get_spec(name: str) -> BenchmarkSpec:
             field = {"lora": "lora_rank"}.get(key, key)
             spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe,
                                                                          **{field: number}))
+        elif key == "precision":
+            if value not in PRECISIONS:
+                raise UserError(f"benchmark {name!r}: precision={value!r}: use "
+                                f"{', '.join(PRECISIONS)}")
+            spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe,
+                                                                         precision=value))
         elif key == "retain":
             if value not in ("none", "all"):
                 raise UserError(f"benchmark {name!r}: retain={value!r}: use retain=none (methods "
@@ -131,7 +138,7 @@ def get_spec(name: str) -> BenchmarkSpec:
             options = (f"; or an option of data set {spec.dataset!r}: {', '.join(loader)}"
                        if loader else "")
             raise UserError(f"benchmark {name!r}: unknown variant key {key!r}; use model, lora, "
-                            f"epochs, retain, validation, a forget-request field (bare or "
+                            f"epochs, precision, retain, validation, a forget-request field (bare or "
                             f"prefixed forget_): {fields}{options}")
     if spec.recipe.lora_rank and spec.task != "language":
         raise UserError(f"benchmark {name!r}: LoRA applies to language models only")

@@ -26,6 +26,8 @@ class Recipe:
     # Language models: train (and unlearn) through LoRA adapters of this rank, merged into
     # the weights afterwards; 0 trains every weight.
     lora_rank: int = 0
+    # "fp32", or mixed precision "bf16" / "fp16" for every optimizer loop (see train.py).
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,17 @@
 """Training loops shared by model training and by methods. Deterministic on CPU under a seed:
-shuffling uses a generator seeded by (seed, epoch), initialisation by ``torch.manual_seed``."""
+shuffling uses a generator seeded by (seed, epoch), initialisation by ``torch.manual_seed``.
+
+Mixed precision: inside ``with precision("bf16")`` (or "fp16") every ``optimise`` loop computes
+its loss under ``torch.autocast`` on the model's device type, the weights and the optimizer
+state staying float32; fp16 also scales the loss (``torch.amp.GradScaler``) so that small
+gradients do not underflow. The recipe's ``precision`` sets it for training and unlearning
+alike (``fit_recipe`` and ``api.unlearn``); evaluation always runs in float32."""
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Iterable
 
 import torch
@@ -50,6 +58,22 @@ class StepBudget:
         self.observer_cpu_seconds += time.process_time() - cpu
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_precision: ContextVar[str] = ContextVar("precision", default="fp32")
+
+
+@contextmanager
+def precision(name: str):
+    """Run the ``optimise`` loops inside in precision ``name`` (a key of ``PRECISIONS``)."""
+    if name not in PRECISIONS:
+        raise UserError(f"unknown precision {name!r}: use {', '.join(PRECISIONS)}")
+    token = _precision.set(name)
+    try:
+        yield
+    finally:
+        _precision.reset(token)
+
+
 def make_optimizer(parameters, name: str, lr: float, momentum: float = 0.9,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     if name == "sgd":
@@ -79,15 +103,21 @@ def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterab
     ``observed=False`` for a model that is not the one being unlearned (Task Vector's
     fine-tuned copy): the budget's learning-curve observer then skips these steps."""
     model.train()
+    dtype = PRECISIONS[_precision.get()]
+    device_type = next(model.parameters()).device.type
+    # With scaling disabled (fp32, bf16) scale() returns the loss and step() steps.
+    scaler = torch.amp.GradScaler(device_type, enabled=dtype is torch.float16)
     steps = 0
     for batch in batches:
         if not budget.take():
             break
-        loss = loss_fn(batch)
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(batch)
         check_finite(loss, budget.used)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if after_step is not None:
             after_step()
         if observed:
@@ -126,6 +156,7 @@ def fit_recipe(task, model: nn.Module, split, recipe, seed: int, budget: StepBud
         if after_batch is not None:
             after_batch(current[0])
 
-    optimise(model, optimizer, batches(), lambda b: task.nll(model, b).mean(), budget,
-             after_step=after_step)
+    with precision(recipe.precision):
+        optimise(model, optimizer, batches(), lambda b: task.nll(model, b).mean(), budget,
+                 after_step=after_step)
     return model
