@@ -21,8 +21,8 @@ from unlearnbench.executors import ProcessPool, SerialExecutor, make_executor
 from unlearnbench.runner import plan, run_grid
 from unlearnbench.store import Store
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_executors import CLI, _children, _runs_in, assert_same, stored
+from executor_fixtures import CLI, assert_same, child_pids, run_serially, stored, stored_run_count
+from executor_fixtures import cache_dir as cache_dir  # a fixture: see there
 
 METHODS, SEEDS, STEPS = ["finetune", "ga"], [0, 1], 5
 
@@ -77,17 +77,9 @@ def ray_address():
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("ray-model-cache")
-
-
-@pytest.fixture(scope="module")
 def serial(cache_dir, tmp_path_factory) -> dict:
     """The sweep run serially, in this process: what the Ray executor must reproduce."""
-    db = tmp_path_factory.mktemp("serial") / "serial.db"
-    assert run_grid(grid(), Store(db), ModelCache(cache_dir)) == \
-        {"skipped": 0, "finished": 4, "failed": 0}
-    return stored(db)
+    return run_serially(grid(), 4, cache_dir, tmp_path_factory.mktemp("serial") / "serial.db")
 
 
 @pytest.mark.slow
@@ -109,8 +101,8 @@ def _running_tasks() -> list[int]:
     """The Ray workers of this test's instance (children of its raylet, a child of this
     process) running a unit now: their process title is ``ray::run_unit``."""
     out = []
-    for daemon in _children(os.getpid()):
-        for pid in _children(daemon):
+    for daemon in child_pids(os.getpid()):
+        for pid in child_pids(daemon):
             try:
                 if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::run_unit"):
                     out.append(pid)
@@ -131,7 +123,7 @@ def test_a_killed_ray_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(
                               env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 240
-        while _runs_in(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
+        while stored_run_count(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         running = _running_tasks()  # both seeds' scenarios start at once: one is still at work
         assert running, parent.communicate(timeout=60)

@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,9 +22,9 @@ from unlearnbench.executors import Unit, _Schedule, make_units
 from unlearnbench.runner import plan, run_grid
 from unlearnbench.store import RunRecord, Store
 
-_SCRIPT = Path(sys.executable).with_name("unlearnbench")
-CLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "unlearnbench.cli"]
-TIMING = {"unlearn_seconds", "unlearn_cpu_seconds", "speedup", "retrain_seconds"}
+from executor_fixtures import CLI, assert_same, child_pids, run_serially, stored, stored_run_count
+from executor_fixtures import cache_dir as cache_dir  # a fixture: see there
+
 METHODS, SEEDS, STEPS = ["finetune", "ga", "rl"], [0, 1], 5
 
 
@@ -35,56 +34,10 @@ def grid():
             + plan(["digits-sequential"], ["ga"], [0], max_steps=STEPS))
 
 
-def stored(db: Path) -> dict[str, dict]:
-    """key -> status, metric values (timings left out) and per-example arrays."""
-    con = sqlite3.connect(db)
-    try:
-        out = {}
-        for run_id, key, status in con.execute("SELECT id, key, status FROM runs"):
-            metrics = {n: v for n, v in con.execute(
-                "SELECT name, value FROM metric_values WHERE run_id = ?", (run_id,))
-                if n not in TIMING}
-            per_example = {m: (s, np.frombuffer(i, np.int64), np.frombuffer(v, np.float64))
-                           for m, s, i, v in con.execute(
-                               'SELECT metric, split, ids, "values" FROM per_example '
-                               "WHERE run_id = ?", (run_id,))}
-            out[key] = {"status": status, "metrics": metrics, "per_example": per_example}
-        assert len(out) == con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        return out
-    finally:
-        con.close()
-
-
-def assert_same(runs: dict, expected: dict) -> None:
-    assert runs.keys() == expected.keys()
-    for key, run in runs.items():
-        want = expected[key]
-        assert run["status"] == want["status"] == "finished"
-        assert run["metrics"].keys() == want["metrics"].keys()
-        for name, value in run["metrics"].items():
-            if value is None or want["metrics"][name] is None:
-                assert value is want["metrics"][name], name
-            else:
-                assert abs(value - want["metrics"][name]) <= 1e-9, (name, value, want["metrics"][name])
-        assert run["per_example"].keys() == want["per_example"].keys()
-        for metric, (split, ids, values) in run["per_example"].items():
-            assert split == want["per_example"][metric][0]
-            np.testing.assert_array_equal(ids, want["per_example"][metric][1])
-            np.testing.assert_allclose(values, want["per_example"][metric][2], rtol=0, atol=1e-9)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("executor-model-cache")
-
-
 @pytest.fixture(scope="module")
 def serial(cache_dir, tmp_path_factory) -> dict:
     """The grid run serially, in this process: what every other executor must reproduce."""
-    db = tmp_path_factory.mktemp("serial") / "serial.db"
-    counts = run_grid(grid(), Store(db), ModelCache(cache_dir))
-    assert counts == {"skipped": 0, "finished": 9, "failed": 0}
-    return stored(db)
+    return run_serially(grid(), 9, cache_dir, tmp_path_factory.mktemp("serial") / "serial.db")
 
 
 # ------------------------------------------------------------------------- units, schedule
@@ -203,38 +156,12 @@ def test_a_pool_of_two_workers_stores_what_the_serial_run_stores(serial, cache_d
         {"skipped": 9, "finished": 0, "failed": 0}
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _is_worker(pid: int) -> bool:
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     return b"spawn_main" in command
-
-
-def _runs_in(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return 0
 
 
 @pytest.mark.slow
@@ -249,9 +176,9 @@ def test_a_killed_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(seria
                               env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 240
-        while _runs_in(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
+        while stored_run_count(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        workers = [pid for pid in _children(parent.pid) if _is_worker(pid)]
+        workers = [pid for pid in child_pids(parent.pid) if _is_worker(pid)]
         assert len(workers) == 2, parent.communicate(timeout=60)
         os.kill(workers[0], signal.SIGKILL)
         stdout, stderr = parent.communicate(timeout=240)  # no hang

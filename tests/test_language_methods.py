@@ -6,7 +6,6 @@ on a real batch. (The method contract — determinism, no mutation, finite weigh
 budget — runs over these methods in ``test_language.py``.)"""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -17,35 +16,18 @@ import torch.nn.functional as F
 import unlearnbench
 from unlearnbench import registry
 from unlearnbench.errors import UserError
-from unlearnbench.methods.base import UnlearnContext
 from unlearnbench.methods.idk import dpo_loss, refusal_split
 from unlearnbench.methods.lm_objectives import sequence_log_prob, token_nll_and_prob
 from unlearnbench.methods.npo import npo_loss, simnpo_loss
 from unlearnbench.methods.rmu import decoder_layers, pick_layer
 from unlearnbench.methods.undial import adjusted_targets
 from unlearnbench.methods.wga import weighted_ascent_loss
-from unlearnbench.tasks.language import LanguageTask
 
-SEED = 0
+from language_fixtures import SEED, forget_probability, task_without_refusals, unlearn_context
+from language_fixtures import batch as batch, scenario as scenario  # fixtures: see there
+
 METHODS = ["npo", "simnpo", "kl", "idknll", "idkdpo", "wga", "satimp", "task_vector",
            "undial", "rmu"]
-
-
-@pytest.fixture(scope="module")
-def scenario(language_scenario):
-    return language_scenario
-
-
-@pytest.fixture(scope="module")
-def batch(scenario):
-    """A real batch: four forget records of different answer lengths."""
-    forget = scenario.forget
-    return scenario.task.make_batch(forget.records[:4], forget.ids[:4])
-
-
-def forget_probability(scenario, model) -> float:
-    """Mean over the forget set of exp(−mean answer NLL): the per-token answer probability."""
-    return float(torch.exp(-scenario.task.answer_nll(model, scenario.forget)).mean())
 
 
 def manual_log_probs(model, batch) -> torch.Tensor:
@@ -154,13 +136,8 @@ def test_undial_targets_by_hand():
     torch.testing.assert_close(target, expected)
 
 
-def context(scenario, task=None) -> UnlearnContext:
-    return UnlearnContext(task or scenario.task, scenario.original, scenario.forget,
-                          scenario.retain, scenario.spec.recipe, SEED)
-
-
 def test_refusals_replace_the_answers_deterministically(scenario):
-    ctx = context(scenario)
+    ctx = unlearn_context(scenario)
     idk = refusal_split(ctx, SEED)
     refusals = set(scenario.task.data.refusals)
     assert refusals
@@ -173,12 +150,10 @@ def test_refusals_replace_the_answers_deterministically(scenario):
 
 @pytest.mark.parametrize("method", ["idknll", "idkdpo"])
 def test_idk_methods_refuse_a_data_set_without_refusals(scenario, method):
-    task = scenario.task
-    bare = LanguageTask(dataclasses.replace(task.data, refusals=()), task.tokenizer,
-                        task.make_model)
+    bare = task_without_refusals(scenario.task)
     entry = registry.methods.get(method)
     with pytest.raises(UserError, match="no refusal strings"):
-        entry.obj(context(scenario, bare), entry.params())
+        entry.obj(unlearn_context(scenario, bare), entry.params())
 
 
 def test_task_vector_is_the_negated_fine_tuning_difference(scenario):

@@ -16,36 +16,15 @@ import torch
 import unlearnbench
 from unlearnbench import registry
 from unlearnbench.errors import UserError
-from unlearnbench.methods.base import UnlearnContext
 from unlearnbench.methods.flat import flat_loss, mean_token_probability
 from unlearnbench.methods.loku import fila, inverted_hinge_loss, lora_layers
 from unlearnbench.methods.whp import batch_targets, generic_logits, generic_targets, whp_loss
 from unlearnbench.models.pretrained import add_lora, merge_lora
-from unlearnbench.tasks.language import LanguageTask
 
-SEED = 0
+from language_fixtures import SEED, forget_probability, task_without_refusals, unlearn_context
+from language_fixtures import batch as batch, scenario as scenario  # fixtures: see there
+
 METHODS = ["whp", "flat", "loku"]
-
-
-@pytest.fixture(scope="module")
-def scenario(language_scenario):
-    return language_scenario
-
-
-@pytest.fixture(scope="module")
-def batch(scenario):
-    forget = scenario.forget
-    return scenario.task.make_batch(forget.records[:4], forget.ids[:4])
-
-
-def context(scenario, task=None) -> UnlearnContext:
-    return UnlearnContext(task or scenario.task, scenario.original, scenario.forget,
-                          scenario.retain, scenario.spec.recipe, SEED)
-
-
-def forget_probability(scenario, model) -> float:
-    """Mean over the forget set of exp(−mean answer NLL): the per-token answer probability."""
-    return float(torch.exp(-scenario.task.answer_nll(model, scenario.forget)).mean())
 
 
 def test_registered_for_language_with_their_data_needs():
@@ -129,7 +108,7 @@ def test_whp_generic_targets_lower_the_reinforced_tokens(scenario, batch):
 
 
 def test_whp_retain_weight_needs_retain_data(scenario):
-    ctx = context(scenario)
+    ctx = unlearn_context(scenario)
     ctx.retain = scenario.retain.subset(torch.arange(0).numpy(), "retain")
     entry = registry.methods.get("whp")
     with pytest.raises(UserError, match="retain data"):
@@ -168,18 +147,16 @@ def test_flat_probability_is_the_mean_token_probability(scenario, batch):
 
 
 def test_flat_refuses_a_data_set_without_refusals(scenario):
-    task = scenario.task
-    bare = LanguageTask(dataclasses.replace(task.data, refusals=()), task.tokenizer,
-                        task.make_model)
+    bare = task_without_refusals(scenario.task)
     entry = registry.methods.get("flat")
     with pytest.raises(UserError, match="no refusal strings.*FLAT"):
-        entry.obj(context(scenario, bare), entry.params())
+        entry.obj(unlearn_context(scenario, bare), entry.params())
 
 
 def test_flat_refuses_an_unknown_divergence(scenario):
     entry = registry.methods.get("flat")
     with pytest.raises(UserError, match="divergence 'js' is unknown"):
-        entry.obj(context(scenario), entry.params(divergence="js"))
+        entry.obj(unlearn_context(scenario), entry.params(divergence="js"))
 
 
 # --------------------------------------------------------------------------- LoKU
@@ -197,7 +174,7 @@ def test_inverted_hinge_loss_by_hand():
 
 
 def test_fila_leaves_the_model_unchanged_and_moves_the_adapters(scenario, batch):
-    ctx = context(scenario)
+    ctx = unlearn_context(scenario)
     torch.manual_seed(SEED)
     wrapped = add_lora(copy.deepcopy(scenario.original), 4)
     layers = lora_layers(wrapped)
@@ -250,7 +227,7 @@ def test_loku_with_lora_and_fila_returns_a_plain_model_and_forgets(scenario):
 
 
 def test_loku_refuses_a_rank_that_contradicts_the_recipe(scenario):
-    ctx = context(scenario)
+    ctx = unlearn_context(scenario)
     ctx.recipe = dataclasses.replace(ctx.recipe, lora_rank=4)
     entry = registry.methods.get("loku")
     with pytest.raises(UserError, match="differs from the recipe"):
