@@ -1,6 +1,8 @@
 """Mixed precision: ``precision("bf16"|"fp16")`` runs every optimise loop under autocast with
 float32 weights; fp16 scales the loss; the recipe's precision reaches training and methods."""
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,7 +10,8 @@ from torch import nn
 
 import unlearnbench as ub
 from unlearnbench.errors import UserError
-from unlearnbench.scenario import get_spec
+from unlearnbench.scenario import get_spec, variant
+from unlearnbench.store import Store
 from unlearnbench.train import StepBudget, optimise, precision
 
 
@@ -87,3 +90,26 @@ def test_methods_unlearn_in_the_recipes_precision(language_scenario):
     assert any(not torch.equal(full_state[k], mixed_state[k]) for k in full_state)
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all()
                for v in mixed_state.values() if v.is_floating_point())
+
+
+def test_variant_folds_precision_unless_it_is_the_benchmarks_own():
+    assert variant("digits-random10", precision="bf16") == "digits-random10[precision=bf16]"
+    assert variant("digits-random10[epochs=1]", precision="fp16") == \
+        "digits-random10[epochs=1,precision=fp16]"
+    assert variant("digits-random10", precision="fp32") == "digits-random10"
+
+
+def test_run_precision_flag_records_the_variant(tmp_path):
+    db = tmp_path / "runs.db"
+    command = [sys.executable, "-m", "unlearnbench.cli", "run", "-b", "digits-random10[epochs=1]",
+               "-m", "ga", "--max-steps", "2", "--precision", "bf16", "--db", str(db),
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = Store(str(db)).runs()
+    assert [(r["benchmark"], r["method"], r["status"]) for r in runs] == [
+        ("digits-random10[epochs=1,precision=bf16]", "ga", "finished")]
+    bad = [{"bf16": "fp8"}.get(part, part) for part in command]
+    refused = subprocess.run(bad, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "'fp8' is not one of" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(Store(str(db)).runs()) == 1

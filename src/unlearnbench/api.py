@@ -19,7 +19,7 @@ from .metrics.evaluation import MetricResult, evaluate
 from .registry import methods
 from .scenario import Scenario, build_scenario
 from .specs import resolve_params
-from .train import StepBudget, precision, weights_finite
+from .train import StepBudget, precision, synchronize, weights_finite
 
 scenario = build_scenario
 
@@ -80,6 +80,7 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
     wall, cpu = time.perf_counter(), time.process_time()
     with precision(ctx.recipe.precision):
         model = entry.obj(ctx, resolved)
+    synchronize(scenario.task.device)
     if scenario.spec.recipe.lora_rank:
         from .models.pretrained import merge_lora
         model = merge_lora(model)

@@ -21,7 +21,7 @@ from .registry import benchmarks, datasets
 from .specs import (BenchmarkSpec, ForgetSpec, coerce, forget_field, variant_forget_fields,
                     with_forget_field)
 from .tasks.classification import ClassificationTask
-from .train import PRECISIONS
+from .train import PRECISIONS, synchronize
 from .worst_case import residual_fit
 
 _DATA_MEMO: dict[tuple, DataBundle] = {}
@@ -161,9 +161,15 @@ def validation_variant(spec: BenchmarkSpec, on: bool, loader) -> BenchmarkSpec:
     return dataclasses.replace(spec, dataset_options=dict(spec.dataset_options, validation=on))
 
 
-def variant(name: str, model: str | None = None, lora: int | None = None) -> str:
-    """The benchmark name with ``--model`` / ``--lora`` folded in (see ``get_spec``)."""
-    items = ([f"model={model}"] if model else []) + ([f"lora={lora}"] if lora else [])
+def variant(name: str, model: str | None = None, lora: int | None = None,
+            precision: str | None = None) -> str:
+    """The benchmark name with ``--model`` / ``--lora`` / ``--precision`` folded in (see
+    ``get_spec``); a precision equal to the benchmark's own adds nothing, so that its records
+    stay the benchmark's."""
+    if precision is not None and precision == get_spec(name).recipe.precision:
+        precision = None
+    items = ([f"model={model}"] if model else []) + ([f"lora={lora}"] if lora else []) + (
+        [f"precision={precision}"] if precision else [])
     if not items:
         return name
     if name.endswith("]"):
@@ -173,13 +179,16 @@ def variant(name: str, model: str | None = None, lora: int | None = None) -> str
 
 def _train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpec,
                   train_split: Split, seed: int, role: str) -> tuple[nn.Module, dict]:
+    # The device is part of the key: a model trained on a GPU is not the CPU's bit for bit
+    # (Amnesiac's replay needs that), and its training time is another device's.
     key = content_key({"data": task.fingerprint(), "model": spec.model,
-                       "recipe": spec.recipe, "seed": seed,
+                       "recipe": spec.recipe, "seed": seed, "device": task.device.type,
                        "train_ids": np.asarray(train_split.ids)})
 
     def train(model):
         wall, cpu = time.perf_counter(), time.process_time()
         task.fit(model, train_split, spec.recipe, seed)
+        synchronize(task.device)
         return {"role": role, "benchmark": spec.name, "seed": seed, "examples": len(train_split),
                 "train_seconds": time.perf_counter() - wall,
                 "train_cpu_seconds": time.process_time() - cpu}

@@ -198,7 +198,7 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
 
 CONFIG_KEYS = {"benchmark", "benchmarks", "methods", "seeds", "db", "cache_dir", "device",
                "params", "max_steps", "threads", "workers", "retry_failed", "model", "lora",
-               "curve_every", "curve_metrics", "metrics"}
+               "curve_every", "curve_metrics", "metrics", "precision"}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -48,12 +48,15 @@ class StepBudget:
         if self.observer is None or not self.every or self.used % self.every:
             return
         wall, cpu = time.perf_counter(), time.process_time()
-        training, rng = model.training, torch.get_rng_state()
+        training, device = model.training, next(model.parameters()).device
+        # The observed run continues exactly as an unobserved one would: the observer's draws
+        # come from forked generators (the CPU's, and the accelerator's the model is on).
         try:
-            self.observer(model, self.used)
-        finally:  # the observed run continues exactly as an unobserved one would
+            with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device],
+                                       device_type=device.type):
+                self.observer(model, self.used)
+        finally:
             model.train(training)
-            torch.set_rng_state(rng)
         self.observer_seconds += time.perf_counter() - wall
         self.observer_cpu_seconds += time.process_time() - cpu
 
@@ -72,6 +75,14 @@ def precision(name: str):
         yield
     finally:
         _precision.reset(token)
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the work queued on an accelerator, so that a timing ends when the work does
+    (GPU kernels run asynchronously); nothing to wait for on the CPU."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
 
 
 def make_optimizer(parameters, name: str, lr: float, momentum: float = 0.9,

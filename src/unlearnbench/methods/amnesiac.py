@@ -58,8 +58,15 @@ def record_updates(ctx: UnlearnContext, params: AmnesiacParams) -> None:
     ctx.task.fit(model, pool, ctx.recipe, ctx.seed, after_batch=after_batch)
     replayed, original = model.state_dict(), ctx.original.state_dict()
     if any(not torch.equal(replayed[k], original[k]) for k in original):
+        # Off the CPU a replay need not be bit-identical: GPU kernels (cuDNN convolutions,
+        # atomics) are not deterministic by default, and a cached original may have been
+        # trained on another device.
+        device = next(model.parameters()).device
+        hint = "" if device.type == "cpu" else (
+            f"; on {device.type} training is not bit-reproducible: run amnesiac on the CPU")
         raise UserError("amnesiac could not replay the original training (the model to unlearn "
-                        "is not the scenario's original, e.g. a later sequential request)")
+                        "is not the scenario's original, e.g. a later sequential request"
+                        f"{hint})")
     while len(_RECORDED) >= _RECORDED_SIZE:
         _RECORDED.pop(next(iter(_RECORDED)))
     _RECORDED[key] = total

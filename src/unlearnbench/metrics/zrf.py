@@ -62,7 +62,11 @@ def reference_code_zrf(p: torch.Tensor, q: torch.Tensor) -> float:
 
 def random_model(ev: Evaluation) -> nn.Module:
     """The scenario's random reference network (the global torch RNG is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
+    device = torch.device(ev.scenario.task.device)
+    # fresh_model calls torch.manual_seed, which reseeds the accelerator's generator too:
+    # fork it along with the CPU's (a CPU task forks the CPU's alone).
+    forked = [] if device.type == "cpu" else [device]
+    with torch.random.fork_rng(devices=forked, device_type=device.type):
         return ev.scenario.task.fresh_model(ev.scenario.seed + RANDOM_MODEL_SEED_OFFSET)
 
 

@@ -1,0 +1,297 @@
+"""The commands that run jobs and record them in the store: run (a grid of methods x seeds
+on benchmarks), tune (a trial budget per method, for `run --tuned`) and population (methods
+scored as populations of models)."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+import click
+from rich.markup import escape
+
+from ..errors import UserError
+from .common import (
+    check_device,
+    console,
+    set_threads,
+    split_names,
+    store_exists,
+    use_cache_dir,
+)
+from .group import cli
+
+
+@cli.command()
+@click.option("--benchmark", "-b", "benchmark_names", multiple=True,
+              help="Benchmark name(s), comma-separated or repeated.")
+@click.option("--methods", "-m", "method_names", multiple=True,
+              help="Method names, comma-separated or repeated. Default: original, retrain, "
+                   "finetune, ga, rl (classification); original, ga, graddiff, npo, simnpo "
+                   "(language).")
+@click.option("--seeds", type=int, default=None, help="Number of seeds (0..N-1). Default 1.")
+@click.option("--set", "assignments", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
+@click.option("--config", type=click.Path(dir_okay=False), help="YAML file with any of these options.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="The store: a SQLite file, or a database URL such as "
+                   "postgresql://user@host:5432/db. Default unlearnbench.db.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Model cache directory. Default .unlearnbench-cache (or $UNLEARNBENCH_CACHE).")
+@click.option("--device", default=None, help="cpu (default), cuda, cuda:1, mps ...")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Train and unlearn in mixed precision (autocast; float32 weights, float32 "
+                   "evaluation); runs as the variant NAME[precision=...]. Pays on GPUs.")
+@click.option("--max-steps", type=int, default=None, help="Cap each method's optimizer steps.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="CPU threads per job (torch intra-op). Small models gain nothing from more, "
+                   "and spinning threads slow down many-fold when the cores are shared.")
+@click.option("--workers", type=int, default=None,
+              help="Run the jobs in N worker processes, each with --threads threads "
+                   "(default 1: in this process). With --executor ray: N tasks at a time.")
+@click.option("--executor", type=click.Choice(["serial", "pool", "ray"]), default=None,
+              help="Where the jobs run: serial (in this process), pool (--workers processes; "
+                   "what --workers N > 1 selects), ray (Ray tasks; pip install "
+                   "'unlearnbench[ray]'). Default: serial, or pool with --workers N > 1.")
+@click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
+              help="With --executor ray: the Ray cluster (default: start a local instance). "
+                   "On a cluster, --cache-dir must be a shared file system and --db a server "
+                   "database every node reaches.")
+@click.option("--model", default=None,
+              help="Language benchmarks: another model, a registered name or a Hugging Face "
+                   "model directory (runs as the variant NAME[model=...]).")
+@click.option("--lora", type=int, default=None,
+              help="Language benchmarks: fine-tune and unlearn through LoRA adapters of this rank.")
+@click.option("--metrics", "metric_names", multiple=True,
+              help="Compute only these metrics, comma-separated (default: every one that "
+                   "applies; see `unlearnbench list metrics`).")
+@click.option("--curve-every", default=None, metavar="STEPS|epoch",
+              help="Record a learning curve: evaluate the model being unlearned every STEPS "
+                   "optimizer steps, or every epoch (one pass over the forget set at the "
+                   "method's batch size).")
+@click.option("--curve-metrics", "curve_metrics", multiple=True,
+              help="Metrics of the learning curve, comma-separated (default: all).")
+@click.option("--retry-failed", is_flag=True,
+              help="Run again the jobs recorded as failed (by default every recorded job is skipped).")
+@click.option("--no-progress", is_flag=True, help="Print one line per job instead of a bar.")
+@click.option("--tuned", is_flag=True,
+              help="Use the hyperparameters `unlearnbench tune` stored in --db for each method "
+                   "(--set still overrides them).")
+@click.option("--tuned-objective", default=None,
+              help="With --tuned: the tuning objective whose choice to use (default: the task's, "
+                   "avg_gap or forget_quality_at_utility).")
+def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
+        precision, max_steps, threads, workers, executor, address, model, lora, metric_names, curve_every,
+        curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
+    """Run methods x seeds on benchmarks; results go to the store as each job completes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..cache import ModelCache
+    from ..executors import make_executor
+    from ..executors_ray import RayExecutor
+    from ..runner import plan, run_grid
+    from ..scenario import variant
+    from ..specs import load_config, parse_assignments
+    from ..store import Store
+
+    options = load_config(config) if config else {}
+    threads = int(options.get("threads", threads))
+    set_threads(threads)
+    workers = workers if workers is not None else options.get("workers")
+    executor = executor or options.get("executor")
+    # checked now: a missing Ray or a wrong combination fails before any planning
+    executor = make_executor(executor, None if workers is None else int(workers), threads,
+                             address or options.get("address"))
+    benchmarks = split_names(benchmark_names) or split_names(
+        options.get("benchmarks", options.get("benchmark")))
+    model, lora = model or options.get("model"), lora if lora is not None else options.get("lora")
+    precision = precision or options.get("precision")
+    benchmarks = [variant(name, model, lora, precision) for name in benchmarks]
+    methods = split_names(method_names) or split_names(options.get("methods"))
+    seeds = seeds if seeds is not None else int(options.get("seeds", 1))
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    overrides = {m: dict(p) for m, p in (options.get("params") or {}).items()}
+    for method, values in parse_assignments(assignments).items():
+        overrides.setdefault(method, {}).update(values)
+    device = device or options.get("device", "cpu")
+    if not isinstance(executor, RayExecutor):  # Ray checks its cluster's GPUs instead
+        check_device(device)
+    max_steps = max_steps if max_steps is not None else options.get("max_steps")
+    curve_every = curve_every if curve_every is not None else options.get("curve_every")
+    curve_metrics = split_names(curve_metrics) or split_names(options.get("curve_metrics"))
+    metric_names = split_names(metric_names) or split_names(options.get("metrics"))
+    db = db or options.get("db", "unlearnbench.db")
+    if tuned or tuned_objective:
+        jobs = tuned_jobs(db, benchmarks, methods, overrides, tuned_objective,
+                          lambda names, values: plan(names, methods, list(range(seeds)), values,
+                                                     max_steps, curve_every, curve_metrics,
+                                                     metric_names))
+    else:
+        jobs = plan(benchmarks, methods, list(range(seeds)), overrides, max_steps, curve_every,
+                    curve_metrics, metric_names)
+    # the command line is recorded with each run, for the report's provenance table
+    store = Store(db, command=shlex.join(["unlearnbench", *sys.argv[1:]]))
+    cache_dir = cache_dir or options.get("cache_dir")
+    use_cache_dir(cache_dir)
+    cache = ModelCache(cache_dir)
+    if retry_failed or options.get("retry_failed"):
+        store.forget_failed([job.key for job in jobs])
+
+    if no_progress or not console.is_terminal:
+        def report(job, record):
+            status = record.status + (f" ({record.error})" if record.error else "")
+            gap = record.metrics.get("avg_gap")
+            gap_text = f" avg_gap={gap:.3f}" if gap is not None else ""
+            request = f" request={job.request}" if job.request else ""
+            console.print(f"{job.benchmark} {job.method} seed={job.seed}{request}: {status}{gap_text}",
+                          markup=False, highlight=False)
+        counts = run_grid(jobs, store, cache, device, on_done=report, executor=executor)
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task("jobs", total=len(jobs))
+            progress.update(bar, completed=len(jobs) - len(
+                [j for j in jobs if not store.has(j.key)]))
+
+            def advance(job, record):
+                progress.update(bar, advance=1, description=f"{job.benchmark} {job.method} s{job.seed}")
+            counts = run_grid(jobs, store, cache, device, on_done=advance, executor=executor)
+    console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
+                  f"{counts['skipped']} already in {store.name}")
+
+
+def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: dict,
+               objective: str | None, plan_one) -> list:
+    """``run --tuned``: each benchmark's jobs planned with its stored tuning (``plan_one``
+    takes the benchmark names and the overrides), the user's --set values over it."""
+    from ..store import Store
+    from ..tune import tuned_overrides
+
+    if not store_exists(db):
+        raise UserError(f"no store at {db!r} holds tuned hyperparameters: run `unlearnbench "
+                        "tune` first or pass --db PATH")
+    if not benchmarks:
+        return plan_one([], overrides)  # says what is missing
+    store, jobs = Store(db), []
+    for benchmark in benchmarks:
+        values = tuned_overrides(store, benchmark, methods, objective)
+        for method, user in overrides.items():
+            values.setdefault(method, {}).update(user)
+        jobs += plan_one([benchmark], values)
+    return jobs
+
+
+@cli.command()
+@click.option("--benchmark", "-b", "benchmark", required=True,
+              help="The benchmark to tune for (its validation variant NAME[validation=1] is "
+                   "what the trials run on).")
+@click.option("--methods", "-m", "method_names", multiple=True, required=True,
+              help="Method names, comma-separated or repeated.")
+@click.option("--trials", type=int, default=20, show_default=True,
+              help="Trials per method (the same for every method).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the sampler, the validation request and the unlearning.")
+@click.option("--objective", default=None,
+              help="A metric with a goal, or forget_quality_at_utility. Default: avg_gap "
+                   "(classification), forget_quality_at_utility (language).")
+@click.option("--utility-fraction", type=float, default=0.9, show_default=True,
+              help="forget_quality_at_utility: the share of the original's model utility a "
+                   "trial must keep to be feasible.")
+@click.option("--max-steps", type=int, default=None, help="Cap each trial's optimizer steps.")
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
+              show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max_steps, db,
+         cache_dir, device, threads):
+    """Tune methods with the same trial budget on a validation forget request; the choice
+    goes to the store for `run --tuned`."""
+
+    from ..cache import ModelCache
+    from ..store import Store
+    from ..tune import tune as tune_methods
+
+    set_threads(threads)
+    check_device(device)
+    use_cache_dir(cache_dir)
+
+    def report(method, trial):
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in trial["params"].items())
+        outcome = (f"{trial['value']:.4g}" if trial["state"] == "complete"
+                   else f"failed ({trial['error']})")
+        console.print(f"{method} trial {trial['number'] + 1}: {outcome} {shown}", markup=False,
+                      highlight=False)
+
+    results = tune_methods(benchmark, split_names(method_names), trials, Store(db), seed,
+                           objective, utility_fraction, max_steps, ModelCache(cache_dir), device,
+                           on_trial=report)
+    for method, tuning in results.items():
+        if tuning["params"] is None:
+            line = f"{method}: every trial failed; nothing stored to run with --tuned"
+        else:
+            line = (f"{method}: {tuning['objective']}={tuning['value']:.4g} with "
+                    f"{json.dumps(tuning['params'], sort_keys=True)}")
+        console.print(line + (" (already tuned)" if tuning["skipped"] else ""), markup=False,
+                      highlight=False)
+
+
+@cli.command()
+@click.option("--benchmark", "-b", "benchmark", required=True,
+              help="A classification benchmark (one request).")
+@click.option("--methods", "-m", "method_names", multiple=True, required=True,
+              help="Method names, comma-separated or repeated, or all (every classification method).")
+@click.option("--models", "n_models", type=int, default=None,
+              help="Models per population, retrained and unlearned alike (default 32).")
+@click.option("--set", "assignments", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
+@click.option("--seed", "seed0", type=int, default=0, show_default=True,
+              help="Scenario seed: the forget/retain split and the original model.")
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db", show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Model cache directory. Default .unlearnbench-cache (or $UNLEARNBENCH_CACHE).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+def population(benchmark, method_names, n_models, assignments, seed0, db, cache_dir, device,
+               threads):
+    """Score methods as populations: N unlearning seeds against N retrained models
+    (NeurIPS 2023 challenge score, U-LiRA, KLoM); one record per method and N."""
+    from rich.table import Table
+
+    from ..cache import ModelCache
+    from ..population import COLUMNS, DEFAULT_MODELS, population_name, run_population
+    from ..specs import parse_assignments
+    from ..store import Store
+
+    set_threads(threads)
+    check_device(device)
+    use_cache_dir(cache_dir)
+    n_models = DEFAULT_MODELS if n_models is None else n_models
+    store = Store(db)
+
+    def report(record):
+        outcome = (f"score={record.metrics['challenge_score']:.3f} "
+                   f"({record.metrics['population_seconds']:.1f} s)"
+                   if record.status == "finished" else f"failed ({record.error})")
+        console.print(f"{record.benchmark} {record.method}: {outcome}", markup=False,
+                      highlight=False)
+
+    counts = run_population(benchmark, split_names(method_names), n_models, store,
+                            ModelCache(cache_dir), parse_assignments(assignments), seed0, device,
+                            on_done=report)
+    console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
+                  f"{counts['skipped']} already in {store.name}; retrained population "
+                  f"{counts['retrained_seconds']:.1f} s")
+    name = population_name(benchmark, n_models, seed0)
+    table = Table(title=f"{name} (sorted by challenge score, higher is better)")
+    for title in ["Method"] + [title for _, title in COLUMNS]:
+        table.add_column(title, justify="left" if title == "Method" else "right", no_wrap=True)
+    runs = sorted(store.runs(name), key=lambda r: -r["metrics"].get("challenge_score", -1.0))
+    for run in runs:
+        cells = [f"{run['metrics'][key]:.3f}" if key in run["metrics"] else "—"
+                 for key, _ in COLUMNS]
+        table.add_row(escape(run["method"]), *cells)
+    console.print(table)
