@@ -17,7 +17,8 @@ import pytest
 
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
-from unlearnbench.executors import ProcessPool, SerialExecutor, make_executor
+from unlearnbench.executors import SerialExecutor, make_executor
+from unlearnbench.executors_pool import ProcessPool
 from unlearnbench.runner import plan, run_grid
 from unlearnbench.store import Store
 

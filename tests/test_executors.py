@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from unlearnbench.cache import ModelCache
-from unlearnbench.executors import Unit, _Schedule, make_units
+from unlearnbench.executors import Unit, Schedule, make_units
 from unlearnbench.runner import plan, run_grid
 from unlearnbench.store import RunRecord, Store
 
@@ -60,7 +60,7 @@ def test_units_are_jobs_in_grid_order_and_chains_stay_whole():
 def test_a_free_worker_stays_on_its_group_then_starts_a_fresh_one():
     def unit(benchmark, seed, name):
         return Unit((benchmark, seed), (name,))  # the schedule never looks inside jobs
-    schedule = _Schedule([unit("b", 0, "a1"), unit("b", 0, "a2"), unit("b", 0, "a3"),
+    schedule = Schedule([unit("b", 0, "a1"), unit("b", 0, "a2"), unit("b", 0, "a3"),
                           unit("b", 1, "b1"), unit("b", 1, "b2")])
     first = schedule.next(None, anywhere=False)
     second = schedule.next(None, anywhere=False)  # another worker: a fresh group, not seed 0

@@ -20,7 +20,7 @@ parent, for its progress line, when the task returns (a chain's, all at its end)
 Tasks reuse their worker process; a worker keeps the scenario (and inference caches) of the
 group it ran last, as a pool worker does. The parent keeps as many tasks in flight as the
 cluster has room for (its CPUs / threads, or GPUs; ``--workers N`` sets it, e.g. for an
-autoscaling cluster) and submits them in the pool's order (``_Schedule``): after a unit of
+autoscaling cluster) and submits them in the pool's order (``Schedule``): after a unit of
 group g completes, the next unit of g (the worker just freed holds its scenario), else a
 group nobody has started, else one whose models are already cached. A group is "built"
 once one of its units has returned, so a cold cache is not trained twice at once.
@@ -47,8 +47,8 @@ from .executors import (
     Sweep,
     Unit,
     UnitRunner,
-    _Schedule,
-    _WorkerConfig,
+    Schedule,
+    WorkerConfig,
     describe,
     lost_jobs_error,
 )
@@ -94,7 +94,7 @@ class RayExecutor:
             slots = self._slots(ray, gpus)
             task = ray.remote(run_unit).options(num_cpus=self.threads, num_gpus=gpus,
                                                 max_retries=0)
-            config = _WorkerConfig(sweep.store.location, sweep.store.command,
+            config = WorkerConfig(sweep.store.location, sweep.store.command,
                                    str(Path(sweep.cache.root).resolve()),
                                    "cuda" if gpus else sweep.device, sweep.versions,
                                    sweep.commit, self.threads)
@@ -102,7 +102,7 @@ class RayExecutor:
             jobs = {job.key: job for unit in sweep.units for job in unit.jobs}
             reported: set[str] = set()
             losses: list[str] = []
-            schedule = _Schedule(sweep.units)
+            schedule = Schedule(sweep.units)
 
             def submit(last):
                 while len(in_flight) < slots:
@@ -187,10 +187,10 @@ class RayExecutor:
 
 # ------------------------------------------------------------------------ inside a Ray worker
 
-_RUNNER: tuple[_WorkerConfig, UnitRunner] | None = None  # this worker's, reused across tasks
+_RUNNER: tuple[WorkerConfig, UnitRunner] | None = None  # this worker's, reused across tasks
 
 
-def run_unit(config: _WorkerConfig, data_root: str, unit: Unit) -> list[tuple[str, RunRecord]]:
+def run_unit(config: WorkerConfig, data_root: str, unit: Unit) -> list[tuple[str, RunRecord]]:
     """The Ray task: run one unit, writing each record to the store as it completes; returns
     (job key, record) for each record written. The worker process keeps its store connection
     and the scenario of the group it ran last for the next task of the same sweep."""

@@ -226,7 +226,8 @@ def run_grid(jobs: list[Job], store: Store, cache: ModelCache | None = None,
     """Run every job not yet in the store, writing each record as it completes: in this
     process (``workers=1``), in a pool of ``workers`` spawned processes with ``threads`` torch
     threads each, or with any ``executor`` (see ``executors.py``)."""
-    from .executors import ProcessPool, SerialExecutor, Sweep, make_units
+    from .executors import SerialExecutor, Sweep, make_units
+    from .executors_pool import ProcessPool
 
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
