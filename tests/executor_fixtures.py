@@ -7,8 +7,13 @@ cache_dir``: the redundant alias marks the import as used on purpose, since pyte
 fixture by the test's argument name and the linter sees no other use."""
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +105,36 @@ def stored_run_count(db: Path) -> int:
             con.close()
     except sqlite3.OperationalError:  # the schema is not there yet
         return 0
+
+
+def kill_a_worker_mid_sweep(command: list[str], env: dict, cwd: Path, db: Path,
+                            find_workers: Callable[[subprocess.Popen], list[int]]
+                            ) -> tuple[list[int], subprocess.CompletedProcess]:
+    """Start the sweep ``command``, SIGKILL the first of ``find_workers(parent)`` once the first
+    record is stored, and let the parent finish. Returns the workers found and the result."""
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=cwd)
+    try:
+        deadline = time.monotonic() + 240
+        while stored_run_count(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = find_workers(parent)
+        assert workers, parent.communicate(timeout=60)
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = parent.communicate(timeout=240)  # no hang
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    return workers, subprocess.CompletedProcess(command, parent.returncode, stdout, stderr)
+
+
+def assert_rerun_finishes(command: list[str], env: dict, cwd: Path, db: Path,
+                          before: dict, expected: dict) -> None:
+    """Running the same sweep again runs only the missing jobs: afterwards the store holds
+    each job exactly once, with the values ``expected`` (a serial run's)."""
+    rerun = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
+                           cwd=cwd, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[-1] == \
+        f"{len(expected) - len(before)} finished, 0 failed, {len(before)} already in {db}"
+    assert_same(stored(db), expected)

@@ -11,25 +11,12 @@ import signal
 import sqlite3
 import subprocess
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from test_cli import CLI, TIMEOUT, cli_env, ok, runs_in, ub
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory) -> Path:
-    """This module's model cache (the digits models it needs train in seconds)."""
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.fixture(scope="module")
-def background():
-    """One extra process at a time, beside the tests: the short commands (the bad input) run
-    on the core the one-thread training leaves idle, and their tests collect them."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool
+from test_cli import background as background  # fixtures: the short commands' process,
+from test_cli import model_cache as model_cache  # and the model cache
 
 
 @pytest.fixture(scope="module", autouse=True)

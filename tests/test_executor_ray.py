@@ -7,10 +7,8 @@ without it."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,15 @@ from unlearnbench.executors_pool import ProcessPool
 from unlearnbench.runner import plan, run_grid
 from unlearnbench.store import Store
 
-from executor_fixtures import CLI, assert_same, child_pids, run_serially, stored, stored_run_count
+from executor_fixtures import (
+    CLI,
+    assert_rerun_finishes,
+    assert_same,
+    child_pids,
+    kill_a_worker_mid_sweep,
+    run_serially,
+    stored,
+)
 from executor_fixtures import cache_dir as cache_dir  # a fixture: see there
 
 METHODS, SEEDS, STEPS = ["finetune", "ga"], [0, 1], 5
@@ -120,32 +126,15 @@ def test_a_killed_ray_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(
                str(len(SEEDS)), "--max-steps", str(STEPS), "--executor", "ray", "--address",
                ray_address, "--no-progress", "--db", str(db)]
     env = dict(os.environ, UNLEARNBENCH_CACHE=str(cache_dir), NO_COLOR="1")
-    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 240
-        while stored_run_count(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        running = _running_tasks()  # both seeds' scenarios start at once: one is still at work
-        assert running, parent.communicate(timeout=60)
-        os.kill(running[0], signal.SIGKILL)
-        stdout, stderr = parent.communicate(timeout=240)  # no hang
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-    assert parent.returncode == 2, (stdout, stderr)
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and errors[0] == stderr.strip().splitlines()[-1], stderr  # one line
+    # both seeds' scenarios start at once: one task is still at work after the first record
+    _, killed = kill_a_worker_mid_sweep(command, env, tmp_path, db, lambda _: _running_tasks())
+    assert killed.returncode == 2, (killed.stdout, killed.stderr)
+    errors = [line for line in killed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == killed.stderr.strip().splitlines()[-1]  # one line
     (message,) = errors
     assert "the Ray task running digits-random10" in message and "WorkerCrashedError" in message
     assert "jobs not done" in message and "run the same command again" in message
     before = stored(db)
     assert 1 <= len(before) < 4
     assert_same(before, {key: serial[key] for key in before})  # complete records only
-
-    rerun = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
-                           cwd=tmp_path, timeout=240)
-    assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.splitlines()[-1] == \
-        f"{4 - len(before)} finished, 0 failed, {len(before)} already in {db}"
-    assert_same(stored(db), serial)  # each job exactly once, the serial run's values
+    assert_rerun_finishes(command, env, tmp_path, db, before, serial)

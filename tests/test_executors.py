@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,7 +20,15 @@ from unlearnbench.executors import Unit, Schedule, make_units
 from unlearnbench.runner import plan, run_grid
 from unlearnbench.store import RunRecord, Store
 
-from executor_fixtures import CLI, assert_same, child_pids, run_serially, stored, stored_run_count
+from executor_fixtures import (
+    CLI,
+    assert_rerun_finishes,
+    assert_same,
+    child_pids,
+    kill_a_worker_mid_sweep,
+    run_serially,
+    stored,
+)
 from executor_fixtures import cache_dir as cache_dir  # a fixture: see there
 
 METHODS, SEEDS, STEPS = ["finetune", "ga", "rl"], [0, 1], 5
@@ -172,21 +178,12 @@ def test_a_killed_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(seria
                str(len(SEEDS)), "--max-steps", str(STEPS), "--workers", "2", "--no-progress",
                "--db", str(db)]
     env = dict(os.environ, UNLEARNBENCH_CACHE=str(cache_dir), NO_COLOR="1", OMP_NUM_THREADS="1")
-    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 240
-        while stored_run_count(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = [pid for pid in child_pids(parent.pid) if _is_worker(pid)]
-        assert len(workers) == 2, parent.communicate(timeout=60)
-        os.kill(workers[0], signal.SIGKILL)
-        stdout, stderr = parent.communicate(timeout=240)  # no hang
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-    assert parent.returncode == 2, (stdout, stderr)
-    (message,) = stderr.strip().splitlines()  # one line
+    workers, killed = kill_a_worker_mid_sweep(
+        command, env, tmp_path, db,
+        lambda parent: [pid for pid in child_pids(parent.pid) if _is_worker(pid)])
+    assert len(workers) == 2
+    assert killed.returncode == 2, (killed.stdout, killed.stderr)
+    (message,) = killed.stderr.strip().splitlines()  # one line
     assert f"worker process {workers[0]} died (killed by SIGKILL)" in message
     assert "jobs not done" in message and "run the same command again" in message
     before = stored(db)
@@ -195,10 +192,4 @@ def test_a_killed_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(seria
                 {job.key for job in plan(["digits-random10"], METHODS, SEEDS, max_steps=STEPS)}}
     assert_same(before, {key: expected[key] for key in before})  # complete records only
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # none left behind
-
-    rerun = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
-                           cwd=tmp_path, timeout=240)
-    assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.splitlines()[-1] == \
-        f"{6 - len(before)} finished, 0 failed, {len(before)} already in {db}"
-    assert_same(stored(db), expected)  # each job exactly once, the serial run's values
+    assert_rerun_finishes(command, env, tmp_path, db, before, expected)

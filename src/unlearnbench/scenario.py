@@ -81,8 +81,9 @@ def get_spec(name: str) -> BenchmarkSpec:
     """A registered benchmark, or a variant of one: ``entities-forget05[model=DIR,lora=8]``
     trains another model (a registered name or a Hugging Face model directory), ``lora=R``
     trains and unlearns through LoRA adapters of rank R, ``epochs=N`` changes the training
-    recipe's epochs, ``precision=bf16`` (or fp16) trains and unlearns in mixed precision, ``retain=none`` withholds the retain set from unlearning methods (RWKU's
-    forget-only setting), a key naming an option of the data set's loader sets it (a smaller
+    recipe's epochs, ``precision=bf16`` (or fp16) trains and unlearns in mixed precision,
+    ``retain=none`` withholds the retain set from unlearning methods (RWKU's forget-only
+    setting), a key naming an option of the data set's loader sets it (a smaller
     ``n_entities`` for a quick run) and a key naming a ``ForgetSpec`` field, bare or prefixed
     ``forget_``, sets the forget request (``digits-random10[forget_kind=class,class_id=3]``,
     ``[requests=4]``, ``[fraction=0.2]``; a tuple as ``classes=3+8``). Loader options come
@@ -138,8 +139,8 @@ def get_spec(name: str) -> BenchmarkSpec:
             options = (f"; or an option of data set {spec.dataset!r}: {', '.join(loader)}"
                        if loader else "")
             raise UserError(f"benchmark {name!r}: unknown variant key {key!r}; use model, lora, "
-                            f"epochs, precision, retain, validation, a forget-request field (bare or "
-                            f"prefixed forget_): {fields}{options}")
+                            f"epochs, precision, retain, validation, a forget-request field "
+                            f"(bare or prefixed forget_): {fields}{options}")
     if spec.recipe.lora_rank and spec.task != "language":
         raise UserError(f"benchmark {name!r}: LoRA applies to language models only")
     if spec.forget.kind == "hardest" and spec.forget.against is None:

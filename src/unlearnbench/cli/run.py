@@ -81,8 +81,8 @@ from .group import cli
               help="With --tuned: the tuning objective whose choice to use (default: the task's, "
                    "avg_gap or forget_quality_at_utility).")
 def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
-        precision, max_steps, threads, workers, executor, address, model, lora, metric_names, curve_every,
-        curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
+        precision, max_steps, threads, workers, executor, address, model, lora, metric_names,
+        curve_every, curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
