@@ -179,3 +179,14 @@ def test_builtin_benchmarks_build_their_specs():
     spec = benchmarks.get("digits-random10").obj()
     assert spec.forget.kind == "random" and spec.forget.fraction == 0.1
     assert spec.dataset in datasets and spec.model in models
+
+
+def test_the_package_exposes_the_public_functions_even_beside_same_named_modules():
+    """``unlearnbench.scenario`` is the function although a submodule has that name (importing
+    a submodule binds it on the package: the API must be bound after it, not lazily)."""
+    import unlearnbench
+    from unlearnbench import api
+
+    importlib.import_module("unlearnbench.scenario")
+    for name in ("scenario", "build_scenario", "unlearn", "evaluate", "delete"):
+        assert getattr(unlearnbench, name) is getattr(api, name), name
