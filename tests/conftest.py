@@ -14,7 +14,7 @@ def small_language_spec(name: str = "entities-test", **recipe):
     """entities-forget05 cut to 20 people and a one-layer tiny Llama (trains in seconds)."""
     import dataclasses
 
-    from unlearnbench.scenario import get_spec
+    from unlearnbench.scenarios import get_spec
     from unlearnbench.specs import Recipe
 
     return dataclasses.replace(

@@ -15,7 +15,7 @@ from torch import nn
 
 from unlearnbench.cache import ModelCache, content_key, file_sha256
 from unlearnbench.data import DataBundle, make_split
-from unlearnbench.scenario import build_scenario, get_spec
+from unlearnbench.scenarios import build_scenario, get_spec
 from unlearnbench.specs import Recipe
 
 SMALL_RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from unlearnbench.registry import benchmarks, datasets, methods, metrics, type_name
-from unlearnbench.scenario import get_spec
+from unlearnbench.scenarios import get_spec
 
 _SCRIPT = Path(sys.executable).with_name("unlearnbench")
 CLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "unlearnbench.cli"]

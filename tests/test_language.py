@@ -28,7 +28,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.metrics.inference import InferenceCache
 from unlearnbench.models.language import tiny_llama, train_tokenizer
-from unlearnbench.scenario import get_spec
+from unlearnbench.scenarios import get_spec
 from unlearnbench.tasks.language import LanguageTask
 
 from conftest import small_language_spec

@@ -7,7 +7,7 @@ import pytest
 
 import unlearnbench
 from unlearnbench.errors import UserError
-from unlearnbench.scenario import get_spec
+from unlearnbench.scenarios import get_spec
 
 
 def sequence_spec(requests: int, **options):

@@ -22,7 +22,7 @@ from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.metrics.inference import InferenceCache
-from unlearnbench.scenario import DATA_KINDS, get_spec
+from unlearnbench.scenarios import DATA_KINDS, get_spec
 
 SEED = 0
 

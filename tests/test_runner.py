@@ -50,7 +50,7 @@ def test_a_method_that_needs_retain_data_is_refused_where_it_is_withheld(tmp_pat
 
     from unlearnbench import unlearn
     from unlearnbench.errors import UserError
-    from unlearnbench.scenario import build_scenario
+    from unlearnbench.scenarios import build_scenario
 
     with pytest.raises(UserError, match="needs retain data"):
         plan(["digits-random10[retain=none]"], ["finetune"], [0])

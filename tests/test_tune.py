@@ -14,7 +14,7 @@ import pytest
 from unlearnbench.cache import ModelCache
 from unlearnbench.data.validation import select_validation
 from unlearnbench.errors import UserError
-from unlearnbench.scenario import build_scenario, get_spec, load_data
+from unlearnbench.scenarios import build_scenario, get_spec, load_data
 from unlearnbench.store import Store
 from unlearnbench.tune import Objective, objective_for, search_space, tune, tuned_overrides
 

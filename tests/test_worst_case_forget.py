@@ -9,7 +9,7 @@ from unlearnbench.cache import ModelCache
 from unlearnbench.data.forget import select_hardest
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import evaluate
-from unlearnbench.scenario import get_spec
+from unlearnbench.scenarios import get_spec
 from unlearnbench.specs import ForgetSpec
 
 HARDEST_GA = "digits-random10[forget_kind=hardest,against=ga]"

@@ -1,5 +1,13 @@
 """unlearnbench: machine unlearning methods and evaluations behind one API."""
-from .api import build_scenario, delete, evaluate, scenario, unlearn
-
 __version__ = "0.1.0"
 __all__ = ["scenario", "build_scenario", "unlearn", "evaluate", "delete", "__version__"]
+
+
+def __getattr__(name: str):
+    # The public functions need torch, which takes seconds to import: load them on first use,
+    # so that commands which only read results (`show`, `--help`) start at once. No submodule
+    # may share a name with them: importing it would bind the module over the function.
+    if name in __all__:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'unlearnbench' has no attribute {name!r}")

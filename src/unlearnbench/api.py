@@ -17,7 +17,7 @@ from .errors import Diverged, UserError
 from .methods.base import UnlearnContext
 from .metrics.evaluation import MetricResult, evaluate
 from .registry import methods
-from .scenario import Scenario, build_scenario
+from .scenarios import Scenario, build_scenario
 from .specs import resolve_params
 from .train import StepBudget, precision, synchronize, weights_finite
 

@@ -41,7 +41,7 @@ from typing import Protocol
 from .cache import ModelCache
 from .errors import UserError
 from .runner import Job, _run_sequences, run_job, scenario_cache
-from .scenario import build_scenario, get_spec
+from .scenarios import build_scenario, get_spec
 from .store import RunRecord, Store
 
 OnDone = Callable[[Job, RunRecord], None]

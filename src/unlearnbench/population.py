@@ -30,7 +30,7 @@ from .api import benchmark_params, check_supports, unlearn
 from .cache import ModelCache, content_key
 from .errors import Diverged, UserError
 from .registry import methods
-from .scenario import _train_cached, build_scenario, get_spec
+from .scenarios import _train_cached, build_scenario, get_spec
 from .specs import resolve_params
 from .stats.population import (
     challenge_score,

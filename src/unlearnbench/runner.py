@@ -22,7 +22,7 @@ from .errors import Diverged, UserError
 from .metrics.evaluation import evaluate, metric_names_for
 from .metrics.inference import InferenceCache
 from .registry import methods, metrics
-from .scenario import get_spec
+from .scenarios import get_spec
 from .specs import coerce, resolve_params
 from .store import RunRecord, Store
 

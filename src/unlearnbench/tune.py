@@ -48,7 +48,7 @@ from .errors import UserError
 from .metrics.evaluation import evaluate, metric_names_for
 from .registry import methods, metrics
 from .runner import DEFAULT_METHODS, scenario_cache
-from .scenario import build_scenario, get_spec
+from .scenarios import build_scenario, get_spec
 from .specs import resolve_params
 from .store import Store
 

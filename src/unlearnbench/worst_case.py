@@ -33,7 +33,7 @@ def residual_fit(spec: BenchmarkSpec, seed: int, cache: ModelCache, task: Classi
     cached by its training ids like one."""
     # Imported here: the API imports the scenario module, which imports this one.
     from .api import unlearn
-    from .scenario import Scenario, _train_cached
+    from .scenarios import Scenario, _train_cached
 
     train = data.train
     splits = {"forget": train.subset(pool, "forget"),

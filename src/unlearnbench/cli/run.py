@@ -90,7 +90,7 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     from ..executors import make_executor
     from ..executors_ray import RayExecutor
     from ..runner import plan, run_grid
-    from ..scenario import variant
+    from ..scenarios import variant
     from ..specs import load_config, parse_assignments
     from ..store import Store
 

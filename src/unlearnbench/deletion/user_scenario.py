@@ -14,7 +14,7 @@ from ..data import DataBundle, Split, make_split
 from ..data.entities import REFUSALS
 from ..data.text import TextBundle, text_split
 from ..errors import UserError
-from ..scenario import Scenario
+from ..scenarios import Scenario
 from ..specs import BenchmarkSpec, ForgetSpec, Recipe
 from ..tasks.classification import ClassificationTask
 from .user_data import UserData

@@ -25,7 +25,7 @@ from ..errors import Diverged, UserError
 from ..metrics.inference import InferenceCache
 from ..registry import methods
 from ..runner import environment
-from ..scenario import Scenario
+from ..scenarios import Scenario
 from ..specs import Recipe, resolve_params
 from ..store import RunRecord, Store
 from .audit import recorded_metrics, score_model, write_report
