@@ -129,7 +129,7 @@ FORGET_KINDS = ("random", "class", "subclass", "corrective", "hardest")
 
 def variant_forget_fields() -> list[str]:
     """The ``ForgetSpec`` fields a benchmark variant may set by name: all but ``validation``,
-    which has a key of its own (``scenario.validation_variant``)."""
+    which has a key of its own (``scenarios.validation_variant``)."""
     return [f.name for f in dataclasses.fields(ForgetSpec) if f.name != "validation"]
 
 

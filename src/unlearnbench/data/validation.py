@@ -2,7 +2,7 @@
 tune``): another request of the same kind, disjoint from the evaluation request, so that the
 choice is never made on the examples it is then scored on.
 
-A benchmark variant names it, ``NAME[validation=1]`` (see ``scenario.get_spec``): its
+A benchmark variant names it, ``NAME[validation=1]`` (see ``scenarios.get_spec``): its
 scenario has the same data, model, recipe and original model as ``NAME`` (the original does
 not depend on the request, so the cache shares it) and its own retrained reference, trained
 without the validation forget set.
