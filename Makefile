@@ -1,17 +1,19 @@
 # Quick start: `make demo` (leaderboard on built-in data), `make test` (the test suite).
 # Both create .venv and install what they need; torch is pinned to the CPU build first,
-# because a bare torch requirement on a fresh machine pulls a multi-GB CUDA build.
+# because a bare torch requirement on a fresh machine pulls a multi-GB CUDA build. Every
+# install goes through constraints.txt, the exact versions the suite last passed with.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := constraints.txt
 
-.PHONY: demo test install clean
+.PHONY: demo test test-numeric install lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0 || $(BIN)/pip install --quiet "torch>=2.2,<3"
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c $(LOCK) torch
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +30,16 @@ test: $(STAMP)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || ((apt-get update -q && apt-get install -y -q postgresql) >/dev/null 2>&1 \
 		|| echo "postgresql not installable: the server store tests will skip")
 	$(BIN)/python -m pytest
+
+# Refresh the lock deliberately: a fresh venv takes the newest versions pyproject.toml allows
+# (torch stays the CPU build), and constraints.txt is rewritten from it; run `make test` after.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet torch==2.13.0
+	.venv-lock/bin/pip install --quiet -e ".[test]"
+	head -3 $(LOCK) > $(LOCK).new
+	.venv-lock/bin/pip freeze --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/' >> $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) .unlearnbench-cache unlearnbench.db

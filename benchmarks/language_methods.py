@@ -23,7 +23,7 @@ NAMES = ["forget_prob", "retain_prob", "forget_exact", "unlearn_seconds"]
 METRICS = "forget_prob,retain_prob,forget_exact,forget_nll,retain_nll"
 
 
-# The language-model unlearning methods (issue 5's list). The classification methods that
+# The language-model unlearning methods. The classification methods that
 # also run on language models (SCRUB, SSD, Fisher, EU-k...) can be added with --methods.
 LM_METHODS = ["original", "ga", "graddiff", "kl", "npo", "simnpo", "idknll", "idkdpo", "rmu",
               "whp", "uld", "flat", "loku", "task_vector", "undial", "wga", "satimp"]
@@ -44,7 +44,7 @@ def retain_model_row(benchmark: str, threads: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--benchmark", default="entities-forget10")
-    parser.add_argument("--methods", default="lm", help="lm (issue 5's list) or a,b,c")
+    parser.add_argument("--methods", default="lm", help="lm (the language-model methods) or a,b,c")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--db", default="language_methods.db")
     parser.add_argument("--threads", type=int, default=1)

@@ -18,15 +18,16 @@ from unlearnbench.store import Store
 from unlearnbench.tasks.classification import ClassificationTask
 
 N = 4
-PARAMS = {"finetune": {"epochs": 1}, "iu": {"hessian": "bogus"}}
+# sisa: values in range, yet more shards x slices than digits has examples (found inside).
+PARAMS = {"finetune": {"epochs": 1}, "sisa": {"shards": 1000, "slices": 1000}}
 
 
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory):
-    """One population run: retrain, finetune (one epoch), original, and iu with a bad value."""
+    """One population run: retrain, finetune (one epoch), original, and sisa with a bad value."""
     root = tmp_path_factory.mktemp("population")
     store, cache = Store(root / "runs.db"), ModelCache(root / "cache")
-    counts = run_population("digits-random10", ["retrain", "finetune", "original", "iu"], N,
+    counts = run_population("digits-random10", ["retrain", "finetune", "original", "sisa"], N,
                             store, cache, PARAMS)
     runs = {run["method"]: run for run in store.runs()}
     return store, cache, counts, runs
@@ -52,7 +53,7 @@ def counted(monkeypatch):
 def test_one_record_per_method_under_the_population_name(populated):
     store, _, counts, runs = populated
     assert counts["finished"] == 3 and counts["failed"] == 1 and counts["skipped"] == 0
-    assert set(runs) == {"retrain", "finetune", "original", "iu"}
+    assert set(runs) == {"retrain", "finetune", "original", "sisa"}
     name = population_name("digits-random10", N)
     assert name == "digits-random10 population N=4"
     for run in runs.values():
@@ -69,9 +70,9 @@ def test_one_record_per_method_under_the_population_name(populated):
 
 
 def test_a_failing_method_is_recorded_with_its_seed(populated):
-    iu = populated[3]["iu"]
-    assert iu["status"] == "failed" and f"seed {UNLEARN_SEED_OFFSET}" in iu["error"]
-    assert "bogus" in iu["error"]
+    sisa = populated[3]["sisa"]
+    assert sisa["status"] == "failed" and f"seed {UNLEARN_SEED_OFFSET}" in sisa["error"]
+    assert "cannot fill" in sisa["error"]
 
 
 def test_retraining_scores_above_doing_nothing(populated):
@@ -88,7 +89,7 @@ def test_retraining_scores_above_doing_nothing(populated):
 
 def test_a_rerun_trains_and_unlearns_nothing(populated, counted):
     store, cache, _, _ = populated
-    counts = run_population("digits-random10", ["retrain", "finetune", "original", "iu"], N,
+    counts = run_population("digits-random10", ["retrain", "finetune", "original", "sisa"], N,
                             store, cache, PARAMS)
     assert counts["skipped"] == 4 and counts["finished"] == counts["failed"] == 0
     assert counted == {"scenario": 0, "unlearn": 0, "fit": 0}

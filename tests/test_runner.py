@@ -6,12 +6,13 @@ from unlearnbench.store import Store
 
 def test_a_bad_value_inside_a_method_fails_that_job_only(tmp_path):
     store = Store(tmp_path / "runs.db")
-    jobs = plan(["digits-random10"], ["iu", "finetune"], [0],
-                {"iu": {"hessian": "bogus"}, "finetune": {"epochs": 1}})
+    # In range, yet more shards x slices than the data set has examples: found inside sisa.
+    jobs = plan(["digits-random10"], ["sisa", "finetune"], [0],
+                {"sisa": {"shards": 1000, "slices": 1000}, "finetune": {"epochs": 1}})
     counts = run_grid(jobs, store, ModelCache(tmp_path / "cache"))
     assert counts == {"skipped": 0, "finished": 1, "failed": 1}
     runs = {run["method"]: run for run in store.runs()}
-    assert runs["iu"]["status"] == "failed" and "bogus" in runs["iu"]["error"]
+    assert runs["sisa"]["status"] == "failed" and "cannot fill" in runs["sisa"]["error"]
     assert runs["finetune"]["status"] == "finished" and runs["finetune"]["metrics"]["ta"] > 80
 
 

@@ -177,8 +177,8 @@ def test_the_search_space_follows_the_benchmark_defaults():
     mnist = search_space(get_spec("mnist-random10"), "ga")["lr"]
     assert math.isclose(mnist.low, 1e-5) and math.isclose(mnist.high, 1e-3)
     # A fraction stays at most 1; a field's own range wins; nothing to search: empty.
-    sparsity = search_space(digits, "prune_l1")["sparsity"]
-    assert math.isclose(sparsity.low, 0.08) and sparsity.high == 1.0
+    fraction = search_space(digits, "bad_teacher")["retain_fraction"]  # default 0.6
+    assert math.isclose(fraction.low, 0.06) and fraction.high == 1.0
     beta = search_space(digits, "neggrad_plus")["beta"]
     assert (beta.low, beta.high) == (0.9, 0.999)
     assert search_space(digits, "retrain") == {}

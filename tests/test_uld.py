@@ -300,9 +300,9 @@ def test_a_later_request_trains_the_assistant_further(scenario, pair, original_s
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"relative_top": 1.5}, "relative_top must be between 0 and 1"),
+    ({"relative_top": 1.5}, r"relative_top=1.5 is not allowed: .* in \[0, 1\]"),
     ({"layers": 2}, "layers must be between 1 and the target's 1 blocks"),
-    ({"lora_rank": -1}, "lora_rank must be >= 0"),
+    ({"lora_rank": -1}, "lora_rank=-1 is not allowed: it must be an integer >= 0"),
 ])
 def test_bad_params_are_refused(scenario, params, message):
     with pytest.raises(UserError, match=message):

@@ -11,7 +11,10 @@ A **unit** is one job, or one chain of sequential requests (a method's stages st
 process: each starts from the previous stage's model). Units keep the grid's order, grouped
 by (benchmark, seed), the jobs that share one scenario. A ``UnitRunner`` runs units in one
 process and keeps the scenario (and its inference caches) of the group it ran last, so a
-group's scenario is built once per process that works on it.
+group's scenario is built once per process that works on it. Before it builds anything it
+claims the unit's jobs with leases in the store (``leases.py``): a unit another process (of
+this sweep or of another `unlearnbench run`) holds is not run but added to ``Sweep.held``,
+which ``run_grid`` waits for at the end; a job stored meanwhile is not run again.
 
 The pool (and Ray) schedule units, not whole groups, as ``Schedule`` says, so that one seed with many methods still keeps
 every worker busy. A free worker takes, in this order: the next unit of the group it worked
@@ -35,11 +38,12 @@ import json
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .cache import ModelCache
 from .errors import UserError
+from .leases import Leases
 from .runner import Job, _run_sequences, run_job, scenario_cache
 from .scenarios import build_scenario, get_spec
 from .store import RunRecord, Store
@@ -62,13 +66,15 @@ class Unit:
 
 @dataclass
 class Sweep:
-    """What an executor runs: the units in grid order, and where results and models go."""
+    """What an executor runs: the units in grid order, and where results and models go;
+    ``held``: the units the executor passed over because another process held them."""
     units: list[Unit]
     store: Store
     cache: ModelCache
     device: str
     versions: dict
     commit: str | None
+    held: list[Unit] = field(default_factory=list)
 
 
 class Executor(Protocol):
@@ -105,7 +111,8 @@ def make_units(jobs: list[Job], pending: list[Job]) -> list[Unit]:
 
 class UnitRunner:
     """Runs units in one process, keeping the scenario and inference caches of the group it
-    ran last. ``on_built(group)`` is called when a scenario has been built."""
+    ran last, and the leases of the jobs it runs. ``on_built(group)`` is called when a
+    scenario has been built."""
 
     def __init__(self, store: Store, cache: ModelCache, device: str, versions: dict,
                  commit: str | None, on_built: Callable[[Group], None] | None = None):
@@ -115,6 +122,7 @@ class UnitRunner:
 
         self.store, self.cache, self.device = store, cache, device
         self.versions, self.commit, self.on_built = versions, commit, on_built
+        self.leases = Leases(store.location)
         self._group: Group | None = None
         self._scenario = None
         self._shared = None   # the scenario's inference cache
@@ -130,19 +138,43 @@ class UnitRunner:
                 self.on_built(group)
         return self._scenario
 
-    def run(self, unit: Unit, on_done: OnDone) -> None:
+    def run(self, unit: Unit, on_done: OnDone) -> bool:
+        """Run the unit, writing each record as it completes and then releasing its job's
+        lease. False when another process holds one of its jobs: nothing is run."""
+        keys = [job.key for job in unit.jobs]
+        if not self.leases.claim(keys):
+            return False
+        try:
+            self._run(unit, on_done)
+        finally:
+            self.leases.release(keys)  # those of jobs that stopped without a record
+        return True
+
+    def _run(self, unit: Unit, on_done: OnDone) -> None:
+        # another process may have finished some since the sweep was planned
+        jobs = [job for job in unit.jobs if not self.store.has(job.key)]
+        if not jobs:
+            return
+
+        def done(job: Job, record: RunRecord) -> None:
+            self.leases.release([job.key])
+            on_done(job, record)
         scenario = self.scenario(unit.group)
         if isinstance(scenario, list):
-            stored = {j.key for j in unit.chain} - {j.key for j in unit.jobs}
-            _run_sequences(list(unit.jobs), scenario, list(unit.chain), self.store, stored,
-                           self.versions, self.commit, on_done, self._stage_caches)
+            stored = {j.key for j in unit.chain} - {j.key for j in jobs}
+            _run_sequences(jobs, scenario, list(unit.chain), self.store, stored,
+                           self.versions, self.commit, done, self._stage_caches)
             return
         if self._shared is None:
             self._shared = scenario_cache(scenario, self.cache)
-        for job in unit.jobs:
+        for job in jobs:
             record, _ = run_job(job, scenario, self.versions, self.commit, cache=self._shared)
             self.store.write(record)
-            on_done(job, record)
+            done(job, record)
+
+    def close(self) -> None:
+        """Release the leases still held and stop their heartbeat."""
+        self.leases.close()
 
 
 class SerialExecutor:
@@ -156,8 +188,12 @@ class SerialExecutor:
             if on_done:
                 on_done(job, record)
         runner = UnitRunner(sweep.store, sweep.cache, sweep.device, sweep.versions, sweep.commit)
-        for unit in sweep.units:
-            runner.run(unit, done)
+        try:
+            for unit in sweep.units:
+                if not runner.run(unit, done):
+                    sweep.held.append(unit)
+        finally:
+            runner.close()
         return counts
 
 

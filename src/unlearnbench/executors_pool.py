@@ -48,8 +48,8 @@ from .store import Store
 
 def _worker_main(conn, config: WorkerConfig) -> None:
     """A worker: receive units until None (or the parent is gone), send ("built", group),
-    ("done", key, record) as each record is stored, ("idle",) after each unit, or ("error",
-    pickled exception, traceback) and stop."""
+    ("done", key, record) as each record is stored, ("held",) for a unit another process
+    holds, ("idle",) after each unit, or ("error", pickled exception, traceback) and stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     store = None
     try:
@@ -62,7 +62,8 @@ def _worker_main(conn, config: WorkerConfig) -> None:
             unit = conn.recv()
             if unit is None:
                 break
-            runner.run(unit, lambda job, record: conn.send(("done", job.key, record)))
+            if not runner.run(unit, lambda job, record: conn.send(("done", job.key, record))):
+                conn.send(("held",))
             conn.send(("idle",))
     except (EOFError, BrokenPipeError):
         pass  # the parent is gone: nobody to report to
@@ -185,6 +186,9 @@ class ProcessPool:
                                 on_done(jobs[key], record)
                         elif message[0] == "built":
                             schedule.built.add(message[1])
+                        elif message[0] == "held":  # run_grid waits for it: not lost
+                            sweep.held.append(worker.unit)
+                            reported.update(job.key for job in worker.unit.jobs)
                         elif message[0] == "idle":
                             worker.last_group, worker.unit = worker.unit.group, None
                         elif message[0] == "error":

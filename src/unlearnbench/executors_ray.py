@@ -117,7 +117,7 @@ class RayExecutor:
                 (ref,), _ = ray.wait(list(in_flight), num_returns=1)
                 unit = in_flight.pop(ref)
                 try:
-                    results = ray.get(ref)
+                    results, ran = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:  # our code raised: stop, as serially
                     raise _cause(exc) from None
                 except ray.exceptions.RayError as exc:  # the worker or node is gone
@@ -127,7 +127,11 @@ class RayExecutor:
                         schedule.started.discard(unit.group)  # another task may build it
                     submit(None)
                     continue
-                schedule.built.add(unit.group)
+                if ran:
+                    schedule.built.add(unit.group)
+                else:  # another process holds one of its jobs: run_grid waits for it
+                    sweep.held.append(unit)
+                    reported.update(job.key for job in unit.jobs)
                 for key, record in results:
                     reported.add(key)
                     counts[record.status] += 1
@@ -190,13 +194,16 @@ class RayExecutor:
 _RUNNER: tuple[WorkerConfig, UnitRunner] | None = None  # this worker's, reused across tasks
 
 
-def run_unit(config: WorkerConfig, data_root: str, unit: Unit) -> list[tuple[str, RunRecord]]:
+def run_unit(config: WorkerConfig, data_root: str,
+             unit: Unit) -> tuple[list[tuple[str, RunRecord]], bool]:
     """The Ray task: run one unit, writing each record to the store as it completes; returns
-    (job key, record) for each record written. The worker process keeps its store connection
-    and the scenario of the group it ran last for the next task of the same sweep."""
+    (job key, record) for each record written, and False when another process held the unit
+    (nothing ran). The worker process keeps its store connection and the scenario of the
+    group it ran last for the next task of the same sweep."""
     global _RUNNER
     if _RUNNER is None or _RUNNER[0] != config:
         if _RUNNER is not None:
+            _RUNNER[1].close()
             _RUNNER[1].store.close()
             _RUNNER = None
         import torch
@@ -206,8 +213,8 @@ def run_unit(config: WorkerConfig, data_root: str, unit: Unit) -> list[tuple[str
         _RUNNER = config, UnitRunner(store, ModelCache(config.cache_root), config.device,
                                      config.versions, config.commit)
     done: list[tuple[str, RunRecord]] = []
-    _RUNNER[1].run(unit, lambda job, record: done.append((job.key, record)))
-    return done
+    ran = _RUNNER[1].run(unit, lambda job, record: done.append((job.key, record)))
+    return done, ran
 
 
 def _cause(exc) -> BaseException:

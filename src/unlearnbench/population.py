@@ -78,12 +78,17 @@ class Population:
 
 
 def collect(scenario, models) -> Population:
-    """Score each model of the iterable on forget, retain and test, keeping only the scores."""
+    """Score each model of the iterable on forget, retain and test, keeping only the scores;
+    a model whose logits are NaN or infinite raises ``Diverged``."""
     scores = {kind: {split: [] for split in SPLITS} for kind in ("s", "margin", "accuracy")}
     for model in models:
         for split in SPLITS:
             data = scenario.splits[split]
             logits = scenario.task.predict_logits(model, data).double().numpy()
+            broken = int((~np.isfinite(logits).all(axis=1)).sum())
+            if broken:  # no confidence or margin of these means anything
+                raise Diverged(f"the model gives NaN or infinite logits on {broken} of "
+                               f"{len(logits)} {split} examples")
             labels = data.targets.numpy()
             scores["s"][split].append(logit_scaled_confidence(logits, labels))
             scores["margin"][split].append(margins(logits, labels))

@@ -59,6 +59,13 @@ class Job:
             parts["metrics"] = list(self.metrics)
         return content_key(parts)
 
+    @property
+    def settings(self) -> dict:
+        """What else the key holds, stored with the record: the leaderboard keeps runs of
+        other settings in rows of their own."""
+        return {"max_steps": self.max_steps, "metrics": list(self.metrics),
+                "curve_every": self.curve_every, "curve_metrics": list(self.curve_metrics)}
+
 
 def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
          overrides: dict[str, dict] | None = None, max_steps: int | None = None,
@@ -182,7 +189,7 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
     computed once for every job of the scenario (the unlearned model's are dropped after)."""
     record = RunRecord(job.key, job.benchmark, job.method, job.params, job.seed, "finished",
                        started_at=time.time(), versions=versions, git_commit=commit,
-                       request=job.request)
+                       request=job.request, settings=job.settings)
     observer, every = None, 1
     if job.curve_every is not None:
         observer, every = curve_observer(job, scenario, record.curve)
@@ -222,12 +229,21 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
 
 def run_grid(jobs: list[Job], store: Store, cache: ModelCache | None = None,
              device: str = "cpu", on_done: Callable[[Job, RunRecord], None] | None = None,
-             workers: int = 1, threads: int = 1, executor=None) -> dict[str, int]:
+             workers: int = 1, threads: int = 1, executor=None,
+             on_wait: Callable[[list[Job]], None] | None = None) -> dict[str, int]:
     """Run every job not yet in the store, writing each record as it completes: in this
     process (``workers=1``), in a pool of ``workers`` spawned processes with ``threads`` torch
-    threads each, or with any ``executor`` (see ``executors.py``)."""
+    threads each, or with any ``executor`` (see ``executors.py``).
+
+    Other processes may run the same grid on the same store at once: each job is leased to
+    the process that runs it (``leases.py``), and a job another process holds is passed over.
+    Once the rest is done, this process waits for those (``on_wait`` is told which) until
+    they are stored, and runs those whose holder stopped without storing them; so every
+    process returns when the whole grid is stored, each job run once. Returns the jobs
+    finished and failed here, and "skipped": those stored before or by other processes."""
     from .executors import SerialExecutor, Sweep, make_units
     from .executors_pool import ProcessPool
+    from .leases import wait_for_others
 
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
@@ -237,8 +253,25 @@ def run_grid(jobs: list[Job], store: Store, cache: ModelCache | None = None,
     versions, commit = environment()
     if executor is None:
         executor = SerialExecutor() if workers == 1 else ProcessPool(workers, threads)
-    sweep = Sweep(make_units(jobs, pending), store, cache, device, versions, commit)
-    return {"skipped": len(jobs) - len(pending), **executor.run(sweep, on_done)}
+    ran: set[str] = set()
+
+    def report(job: Job, record: RunRecord) -> None:
+        ran.add(job.key)
+        if on_done:
+            on_done(job, record)
+    counts = {"finished": 0, "failed": 0}
+    units = make_units(jobs, pending)
+    while units:
+        sweep = Sweep(units, store, cache, device, versions, commit)
+        for status, n in executor.run(sweep, report).items():
+            counts[status] += n
+        stored = store.done_keys()
+        held = [job for unit in sweep.held for job in unit.jobs if job.key not in stored]
+        if held and on_wait:
+            on_wait(held)
+        left = wait_for_others(store, {job.key for job in held}) if held else set()
+        units = make_units(jobs, [job for job in jobs if job.key in left])
+    return {"skipped": sum(job.key not in ran for job in jobs), **counts}
 
 
 def scenario_cache(scenario, models: ModelCache | None) -> InferenceCache:
@@ -269,7 +302,8 @@ def _run_sequences(pending, stages, jobs, store, done, versions, commit, on_done
             if job.request > 1 and model is None:
                 record = RunRecord(job.key, job.benchmark, job.method, job.params, job.seed,
                                    "failed", f"request {job.request - 1} failed, so this one "
-                                   "could not run", request=job.request)
+                                   "could not run", request=job.request,
+                                   settings=job.settings)
             else:
                 record, model = run_job(job, stage, versions, commit, start=model,
                                         cache=caches.setdefault(id(stage),

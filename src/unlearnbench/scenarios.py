@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
+import typing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,10 +19,11 @@ from .data.manipulate import backdoor, swap_labels
 from .data.validation import select_validation
 from .errors import UserError
 from .registry import benchmarks, datasets
-from .specs import (BenchmarkSpec, ForgetSpec, coerce, forget_field, variant_forget_fields,
-                    with_forget_field)
+from .params import check_values
+from .specs import (BenchmarkSpec, ForgetSpec, Recipe, check_request, coerce, forget_field,
+                    variant_forget_fields, with_forget_field)
 from .tasks.classification import ClassificationTask
-from .train import PRECISIONS, synchronize
+from .train import synchronize
 from .worst_case import residual_fit
 
 _DATA_MEMO: dict[tuple, DataBundle] = {}
@@ -34,6 +36,10 @@ def load_data(spec: BenchmarkSpec) -> DataBundle:
         _DATA_MEMO[key] = datasets.get(spec.dataset).obj(**spec.dataset_options)
     return _DATA_MEMO[key]
 
+
+# Variant keys that set a training-recipe field under another name; every field of
+# ``Recipe`` is a variant key under its own name too (``epochs=2``, ``lr=0.01``).
+RECIPE_KEYS = {"lora": "lora_rank"}
 
 # The data a method may declare in ``needs`` (see ``Scenario.available_data``).
 DATA_KINDS = ("forget", "retain", "refusals")
@@ -80,8 +86,9 @@ class Scenario:
 def get_spec(name: str) -> BenchmarkSpec:
     """A registered benchmark, or a variant of one: ``entities-forget05[model=DIR,lora=8]``
     trains another model (a registered name or a Hugging Face model directory), ``lora=R``
-    trains and unlearns through LoRA adapters of rank R, ``epochs=N`` changes the training
-    recipe's epochs, ``precision=bf16`` (or fp16) trains and unlearns in mixed precision,
+    trains and unlearns through LoRA adapters of rank R, a training-recipe field sets it
+    (``epochs=N``, ``lr=0.01``, ``batch_size=32``; ``precision=bf16`` or fp16 trains and
+    unlearns in mixed precision),
     ``retain=none`` withholds the retain set from unlearning methods (RWKU's forget-only
     setting), a key naming an option of the data set's loader sets it (a smaller
     ``n_entities`` for a quick run) and a key naming a ``ForgetSpec`` field, bare or prefixed
@@ -89,7 +96,8 @@ def get_spec(name: str) -> BenchmarkSpec:
     ``[requests=4]``, ``[fraction=0.2]``; a tuple as ``classes=3+8``). Loader options come
     first: the prefix reaches a field whose bare name a loader option takes (news'
     ``forget_fraction`` stays the loader's). A variant is a benchmark of its own name, so its
-    records never mix with the original's."""
+    records never mix with the original's. Every value must lie in its field's declared range,
+    and a request field must be one its (final) kind reads (``specs.check_request``)."""
     base, bracket, rest = name.partition("[")
     spec = benchmarks.get(base).obj()
     if not bracket:
@@ -98,23 +106,19 @@ def get_spec(name: str) -> BenchmarkSpec:
         raise UserError(f"benchmark {name!r}: write NAME[key=value,...], e.g. "
                         f"{base}[model=DIR,lora=8]")
     loader = inspect.signature(datasets.get(spec.dataset).obj).parameters
+    recipe_types = typing.get_type_hints(Recipe)
+    request_keys = {}  # forget-request field -> the key as written, checked once all are set
     for item in rest[:-1].split(","):
         key, _, value = item.partition("=")
         if not value:
             raise UserError(f"benchmark {name!r}: {item!r} has no value; write key=value")
         if key == "model":
             spec = dataclasses.replace(spec, model=value)
-        elif key in ("lora", "epochs"):
-            number = coerce(value, int, f"benchmark {name!r}: {key}")
-            field = {"lora": "lora_rank"}.get(key, key)
+        elif RECIPE_KEYS.get(key, key) in recipe_types:
+            field = RECIPE_KEYS.get(key, key)
+            setting = coerce(value, recipe_types[field], f"benchmark {name!r}: {key}")
             spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe,
-                                                                         **{field: number}))
-        elif key == "precision":
-            if value not in PRECISIONS:
-                raise UserError(f"benchmark {name!r}: precision={value!r}: use "
-                                f"{', '.join(PRECISIONS)}")
-            spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe,
-                                                                         precision=value))
+                                                                         **{field: setting}))
         elif key == "retain":
             if value not in ("none", "all"):
                 raise UserError(f"benchmark {name!r}: retain={value!r}: use retain=none (methods "
@@ -134,18 +138,19 @@ def get_spec(name: str) -> BenchmarkSpec:
                                 f"(the data set's options: {', '.join(loader)})")
             spec = dataclasses.replace(spec, forget=with_forget_field(spec.forget, key, value,
                                                                       f"benchmark {name!r}"))
+            request_keys[forget_field(key)] = key
         else:
             fields = ", ".join(variant_forget_fields())
             options = (f"; or an option of data set {spec.dataset!r}: {', '.join(loader)}"
                        if loader else "")
             raise UserError(f"benchmark {name!r}: unknown variant key {key!r}; use model, lora, "
-                            f"epochs, precision, retain, validation, a forget-request field "
-                            f"(bare or prefixed forget_): {fields}{options}")
+                            f"a training-recipe field ({', '.join(recipe_types)}), retain, "
+                            f"validation, a forget-request field (bare or prefixed forget_): "
+                            f"{fields}{options}")
+    check_values(spec.recipe, f"benchmark {name!r}: recipe")
     if spec.recipe.lora_rank and spec.task != "language":
         raise UserError(f"benchmark {name!r}: LoRA applies to language models only")
-    if spec.forget.kind == "hardest" and spec.forget.against is None:
-        raise UserError(f"benchmark {name!r}: forget_kind=hardest needs the method whose worst "
-                        "case to find: add against=METHOD, e.g. against=ga")
+    check_request(spec.forget, request_keys, f"benchmark {name!r}")
     return dataclasses.replace(spec, name=name)
 
 
@@ -216,6 +221,15 @@ def manipulate(data: DataBundle, forget: ForgetSpec, seed: int
     return dataclasses.replace(data, train=train), positions, extra
 
 
+def check_class_id(forget: ForgetSpec, num_classes: int) -> None:
+    """Refuse a class request for a class the data set lacks now, before any training
+    (``select_forget`` only gets to it once the original is trained)."""
+    if forget.kind in ("class", "subclass") and not (
+            forget.class_id is not None and 0 <= forget.class_id < num_classes):
+        raise UserError(f"unknown class {forget.class_id!r}: classes are 0..{num_classes - 1}; "
+                        "set class_id to one of them")
+
+
 def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | None = None,
                    device: str = "cpu") -> Scenario | list[Scenario]:
     """Materialise a benchmark for one seed. The seed picks the forget set (and a corrective
@@ -226,6 +240,7 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
     if spec.task == "language":
         return _language_scenario(spec, seed, cache, device)
     data, manipulated, extra_splits = manipulate(load_data(spec), spec.forget, seed)
+    check_class_id(spec.forget, data.num_classes)
     task = ClassificationTask(data, spec.model, device)
     original, original_meta = _train_cached(cache, task, spec, data.train, seed, "original")
     forget_positions = select_forget(

@@ -11,23 +11,27 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .params import OPTIMIZERS, PRECISIONS, check_values, param
+
+FORGET_KINDS = ("random", "class", "subclass", "corrective", "hardest")
+MANIPULATIONS = ("label_swap", "backdoor")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """How a model is trained from scratch (the original and the retrained reference)."""
 
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"  # "sgd", "adam" or "adamw"
+    epochs: int = param(20, ge=1)
+    batch_size: int = param(64, ge=1)
+    lr: float = param(0.05, gt=0)
+    momentum: float = param(0.9, ge=0, lt=1)
+    weight_decay: float = param(5e-4, ge=0)
+    optimizer: str = param("sgd", choices=OPTIMIZERS)
     # Language models: train (and unlearn) through LoRA adapters of this rank, merged into
     # the weights afterwards; 0 trains every weight.
-    lora_rank: int = 0
+    lora_rank: int = param(0, ge=0)
     # "fp32", or mixed precision "bf16" / "fp16" for every optimizer loop (see train.py).
-    precision: str = "fp32"
+    precision: str = param("fp32", choices=PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -53,26 +57,67 @@ class ForgetSpec:
     With ``requests`` = k > 1 the forget set arrives as k successive deletion requests.
     """
 
-    kind: str = "random"
-    fraction: float | None = 0.1
-    count: int | None = None
-    class_id: int | None = None
-    groups: int = 3
-    group: int = 0
-    manipulation: str | None = None
-    classes: tuple[int, ...] = (3, 8)
-    manipulated_fraction: float = 0.1
-    known_fraction: float = 0.5
+    # "dataset": a language data set defines the request itself (its ``forget`` split).
+    kind: str = param("random", choices=(*FORGET_KINDS, "dataset"))
+    fraction: float | None = param(0.1, gt=0, lt=1)
+    count: int | None = param(None, ge=1)
+    class_id: int | None = param(None, ge=0)
+    groups: int = param(3, ge=2)
+    group: int = param(0, ge=0)
+    manipulation: str | None = param(None, choices=MANIPULATIONS)
+    classes: tuple[int, ...] = param((3, 8), ge=0)
+    manipulated_fraction: float = param(0.1, gt=0, le=1)
+    known_fraction: float = param(0.5, gt=0, le=1)
     # Sequential requests: the forget set is split (seeded) into this many disjoint requests,
     # unlearned one after another from the previous request's model, each scored.
-    requests: int = 1
+    requests: int = param(1, ge=1)
     # The validation request tuning runs on (``NAME[validation=1]``): a request of the same
     # kind disjoint from this one (see ``data.validation.select_validation``).
     validation: bool = False
     # "hardest": the method whose worst case is sought, and the candidate pool's size as a
     # multiple of the forget set's.
     against: str | None = None
-    pool_factor: float = 3.0
+    pool_factor: float = param(3.0, ge=1)
+
+
+# The request fields each kind reads (data/forget.py, data/manipulate.py); every kind also
+# reads kind, requests and validation.
+KIND_FIELDS = {
+    "random": ("fraction", "count"),
+    "class": ("class_id",),
+    "subclass": ("class_id", "groups", "group"),
+    "corrective": ("manipulation", "classes", "manipulated_fraction", "known_fraction"),
+    "hardest": ("fraction", "count", "against", "pool_factor"),
+    "dataset": (),
+}
+# The field a kind cannot do without, and how to give it.
+KIND_NEEDS = {
+    "class": ("class_id", "the class to forget: add class_id=N"),
+    "subclass": ("class_id", "the class to split: add class_id=N"),
+    "corrective": ("manipulation", "a manipulation: add manipulation=label_swap or backdoor"),
+    "hardest": ("against", "the method whose worst case to find: add against=METHOD, "
+                           "e.g. against=ga"),
+}
+
+
+def check_request(forget: ForgetSpec, keys: dict[str, str], where: str) -> None:
+    """Refuse a request whose kind lacks the field it needs, or for which a variant set a
+    field (``keys``: field name -> the key as written) that its kind does not read. Run once
+    every key is applied: a variant may change the kind and set its fields together."""
+    if forget.kind in KIND_NEEDS:
+        name, hint = KIND_NEEDS[forget.kind]
+        if getattr(forget, name) is None:
+            raise UserError(f"{where}: forget_kind={forget.kind} needs {hint}")
+    reads = KIND_FIELDS[forget.kind]
+    for name, key in keys.items():
+        if name not in reads + ("kind", "requests"):
+            raise UserError(f"{where}: {key} does not apply to a {forget.kind} forget request "
+                            f"(it reads {', '.join(reads)}); drop it, or change the kind with "
+                            "forget_kind=KIND")
+    check_values(forget, f"{where}: forget")
+    if forget.kind == "subclass" and forget.group >= forget.groups:
+        raise UserError(f"{where}: group={forget.group} does not exist among groups="
+                        f"{forget.groups} (they are numbered 0..{forget.groups - 1})")
 
 
 @dataclass(frozen=True)
@@ -114,17 +159,24 @@ def coerce(value: Any, kind: Any, where: str) -> Any:
                 if value.lower() in ("false", "0", "no"):
                     return False
                 raise ValueError
-            return bool(value)
+            if isinstance(value, int) and value in (0, 1):  # YAML's true/false are bools
+                return bool(value)
+            raise ValueError
         if kind in (int, float, str):
-            if kind is int and isinstance(value, float) and not value.is_integer():
+            # A bool is an int to Python and a list or mapping would become its repr: neither
+            # is a number or a name the user meant.
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError
-            return kind(value)
+            number = value
+            if kind is int and isinstance(value, str):  # "1000", also "1e3" (YAML keeps it text)
+                text = value.strip()
+                number = int(text) if text.lstrip("+-").isdigit() else float(text)
+            if kind is int and isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return kind(number)
     except (TypeError, ValueError):
         raise UserError(f"{where}: expected {kind.__name__}, got {value!r}") from None
     return value
-
-
-FORGET_KINDS = ("random", "class", "subclass", "corrective", "hardest")
 
 
 def variant_forget_fields() -> list[str]:
@@ -168,8 +220,9 @@ def with_forget_field(forget: ForgetSpec, key: str, value: str, where: str) -> F
 
 
 def resolve_params(params_type: type | None, overrides: dict[str, Any], owner: str):
-    """Build a hyperparameter dataclass from its defaults and ``overrides``; unknown names and
-    values of the wrong type are user errors."""
+    """Build a hyperparameter dataclass from its defaults and ``overrides``; unknown names,
+    values of the wrong type and values outside a field's declared range (``params.param``)
+    are user errors."""
     if params_type is None:
         if overrides:
             raise UserError(f"{owner} takes no hyperparameters, got {', '.join(overrides)}")
@@ -181,7 +234,9 @@ def resolve_params(params_type: type | None, overrides: dict[str, Any], owner: s
         if key not in names:
             raise UserError(f"{owner} has no hyperparameter {key!r}; it has: {', '.join(names)}")
         values[key] = coerce(value, hints[key], f"{owner}.{key}")
-    return params_type(**values)
+    resolved = params_type(**values)
+    check_values(resolved, owner)
+    return resolved
 
 
 def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
@@ -196,8 +251,10 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+# Every `run` option but --config, by its long name with - as _ (--set is params).
 CONFIG_KEYS = {"benchmark", "benchmarks", "methods", "seeds", "db", "cache_dir", "device",
-               "params", "max_steps", "threads", "workers", "retry_failed", "model", "lora",
+               "params", "max_steps", "threads", "workers", "executor", "address",
+               "retry_failed", "no_progress", "tuned", "tuned_objective", "model", "lora",
                "curve_every", "curve_metrics", "metrics", "precision"}
 
 

@@ -27,15 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy
-from sqlalchemy import create_engine, delete, insert, inspect, select, text
+from sqlalchemy import create_engine, delete, insert, inspect, select, text, update
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from .errors import UserError
-from .store_schema import ADDED_COLUMNS, curve, metadata, metric_values, per_example, runs, tuned
+from .store_schema import (ADDED_COLUMNS, curve, leases, metadata, metric_values, per_example,
+                           runs, tuned)
 
 WRITE_ATTEMPTS = 8  # tries of a locked write, waiting 0.05, 0.1, 0.2 ... 2 s (+ jitter) between
 RETRIED_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+UNWRITABLE_SQLSTATES = {"25006", "42501"}  # read-only transaction, insufficient privilege
 SCHEMA_LOCK = 7_291_004  # PostgreSQL advisory lock held while creating the tables
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -77,6 +79,16 @@ def _retryable(exc: Exception) -> bool:
     return getattr(cause, "sqlstate", None) in RETRIED_SQLSTATES
 
 
+def _unwritable(exc: Exception) -> bool:
+    """A write refused for good: a SQLite file (or its directory) that cannot be written or
+    created, or a server database this user may not write."""
+    cause = getattr(exc, "orig", exc)
+    if isinstance(cause, sqlite3.OperationalError):
+        message = str(cause).lower()
+        return "readonly" in message or "unable to open" in message
+    return getattr(cause, "sqlstate", None) in UNWRITABLE_SQLSTATES
+
+
 def _real(value) -> float | None:
     """A metric value as stored: NaN becomes NULL (as SQLite does), on every database."""
     return None if value is None or math.isnan(float(value)) else float(value)
@@ -102,6 +114,9 @@ class RunRecord:
     per_example: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # Learning curve: (optimizer step, {metric: value}), step 0 being the model before unlearning
     curve: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    # The job's settings beyond method, hyperparameters and seed (`runner.Job.settings`);
+    # None: not stated (then stored as NULL, as in stores written before they were recorded)
+    settings: dict | None = None
 
 
 class Store:
@@ -151,8 +166,11 @@ class Store:
             raise UserError(f"store directory {str(self.path.parent)!r} does not exist")
         # Autocommit mode: each read stands alone, and a write's transaction is begun
         # explicitly (BEGIN IMMEDIATE, in _transaction) rather than by the sqlite3 module.
-        self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                  check_same_thread=False)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                                      check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise self._cannot_write(exc) from None
         try:
             self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._retrying(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
@@ -216,10 +234,19 @@ class Store:
             except (sqlite3.OperationalError, DBAPIError) as exc:
                 if self.db is not None and self.db.in_transaction:
                     self.db.rollback()
+                if _unwritable(exc):
+                    raise self._cannot_write(exc) from None
                 if not _retryable(exc) or attempt == WRITE_ATTEMPTS - 1:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(2 * delay, 2.0)
+
+    def _cannot_write(self, exc: Exception) -> UserError:
+        cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        what = ("that the file and its directory can be written" if self.path is not None
+                else "that this database user may write to it")
+        return UserError(f"cannot write to the store {self.name!r} ({cause}); check {what}, "
+                         "or pass another --db")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -263,6 +290,7 @@ class Store:
 
     def _write(self, record: RunRecord) -> int:
         t = record.timings
+        settings = None if record.settings is None else json.dumps(record.settings, sort_keys=True)
         with self._transaction() as conn:
             run_id = conn.execute(insert(runs).values(
                 key=record.key, benchmark=record.benchmark, method=record.method,
@@ -273,7 +301,7 @@ class Store:
                 unlearn_cpu_seconds=t.get("unlearn_cpu_seconds"),
                 metrics_seconds=t.get("metrics_seconds"), steps=t.get("steps"),
                 versions=json.dumps(record.versions), git_commit=record.git_commit,
-                command=self.command)).inserted_primary_key[0]
+                command=self.command, settings=settings)).inserted_primary_key[0]
             values = [{"run_id": run_id, "name": name, "value": _real(value)}
                       for name, value in record.metrics.items()]
             examples = [{"run_id": run_id, "metric": metric, "split": split,
@@ -303,6 +331,7 @@ class Store:
         for row in rows:
             row["params"] = json.loads(row["params"])
             row["versions"] = json.loads(row["versions"] or "{}")
+            row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
             row["metrics"] = values.get(row["id"], {})
         return rows
 
@@ -362,3 +391,71 @@ class Store:
         if row is None:
             return None
         return row[0], np.frombuffer(row[1], np.int64), np.frombuffer(row[2], np.float64)
+
+    # ------------------------------------------------------------------------ job leases
+    # The rows of ``leases``: which process is running which job. ``leases.py`` decides when
+    # a lease may be taken; these only read and write it, each write one retried transaction.
+
+    @staticmethod
+    def _clock(conn) -> float:
+        """Now, in seconds since the epoch, by the server's clock on PostgreSQL (the machines
+        of a cluster then agree on when a lease expires), else by this machine's (a SQLite
+        file is shared by the processes of one machine)."""
+        if conn.dialect.name == "postgresql":
+            return float(conn.scalar(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")))
+        return time.time()
+
+    def insert_lease(self, key: str, owner: str, host: str, pid: int, seconds: float) -> bool:
+        """Lease ``key`` to ``owner`` for ``seconds``; False when someone holds a lease on it
+        (the insert fails on the unique key, so of processes claiming at once one wins)."""
+        def claim():
+            with self._transaction() as conn:
+                now = self._clock(conn)
+                conn.execute(insert(leases).values(key=key, owner=owner, host=host, pid=pid,
+                                                   claimed_at=now, expires_at=now + seconds))
+        try:
+            self._retrying(claim)
+        except IntegrityError:
+            return False
+        return True
+
+    def lease(self, key: str) -> dict | None:
+        """The lease on ``key`` (owner, host, pid, claimed_at, expires_at, and "expired":
+        whether its owner has stopped renewing it), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(leases).where(leases.c.key == key)).first()
+            if row is None:
+                return None
+            return {**row._mapping, "expired": self._clock(conn) > row.expires_at}
+
+    def take_over_lease(self, held: dict, owner: str, host: str, pid: int,
+                        seconds: float) -> bool:
+        """Make the lease ``held`` (as ``lease`` read it) ``owner``'s for ``seconds``, only if
+        it is still as read: False when it was renewed, released or taken meanwhile."""
+        def take():
+            with self._transaction() as conn:
+                now = self._clock(conn)
+                return conn.execute(update(leases).where(
+                    (leases.c.key == held["key"]) & (leases.c.owner == held["owner"])
+                    & (leases.c.expires_at == held["expires_at"])).values(
+                    owner=owner, host=host, pid=pid, claimed_at=now,
+                    expires_at=now + seconds)).rowcount == 1
+        return self._retrying(take)
+
+    def renew_leases(self, keys: list[str], owner: str, seconds: float) -> None:
+        """Push the expiry of ``owner``'s leases on ``keys`` to ``seconds`` from now."""
+        def renew():
+            with self._transaction() as conn:
+                now = self._clock(conn)
+                conn.execute(update(leases).where(leases.c.key.in_(keys),
+                                                  leases.c.owner == owner)
+                             .values(expires_at=now + seconds))
+        self._retrying(renew)
+
+    def delete_leases(self, keys: list[str], owner: str) -> None:
+        """Release ``owner``'s leases on ``keys`` (a lease taken over by another is kept)."""
+        def release():
+            with self._transaction() as conn:
+                conn.execute(delete(leases).where(leases.c.key.in_(keys),
+                                                  leases.c.owner == owner))
+        self._retrying(release)

@@ -2,7 +2,9 @@
 
 A run is one row of ``runs`` (unique ``key``) with its metric values, per-example values
 (int64 ids and float64 values as bytes) and learning-curve points in child tables deleted with
-it; ``tuned`` holds one tuning per (benchmark, method, objective). JSON is stored as text."""
+it; ``tuned`` holds one tuning per (benchmark, method, objective); ``leases`` holds the jobs
+being run right now, one row per job, claimed by one process (``leases.py``). JSON is stored
+as text."""
 from __future__ import annotations
 
 from sqlalchemy import (CheckConstraint, Column, Float, ForeignKey, Integer, LargeBinary,
@@ -36,6 +38,7 @@ runs = Table(
     Column("versions", Text),  # JSON
     Column("git_commit", Text),
     Column("command", Text),  # the command line that made the run
+    Column("settings", Text),  # JSON: what else is in the key (step cap, metrics, curve)
 )
 
 metric_values = Table(
@@ -77,6 +80,16 @@ tuned = Table(
     UniqueConstraint("benchmark", "method", "objective"),
 )
 
+leases = Table(
+    "leases", metadata,
+    Column("key", Text, primary_key=True),  # the job's run key: one holder at a time
+    Column("owner", Text, nullable=False),  # "host:pid" of the claiming process
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("claimed_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),  # pushed forward by the owner's heartbeat
+)
+
 # Columns added to a table after stores were first written: a store made before them gets
 # them when it is opened (ALTER TABLE ... ADD COLUMN), its older rows holding NULL.
-ADDED_COLUMNS = {"runs": [("command", "TEXT")]}
+ADDED_COLUMNS = {"runs": [("command", "TEXT"), ("settings", "TEXT")]}

@@ -40,7 +40,11 @@ def set_threads(threads: int) -> None:
 
     if threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
+    try:
+        torch.set_num_threads(threads)
+    except (ValueError, RuntimeError):  # beyond what torch takes (a C int)
+        raise UserError(f"--threads {threads} is too many; this machine has {os.cpu_count()} "
+                        "cores") from None
 
 
 def use_cache_dir(cache_dir: str | None) -> None:
@@ -53,7 +57,10 @@ def use_cache_dir(cache_dir: str | None) -> None:
 def check_device(device: str) -> None:
     import torch
     try:
-        torch.empty(0, device=device)
+        placed = torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as exc:
         raise UserError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]}); "
                         "use --device cpu") from None
+    if placed.is_meta:  # tensors without data: nothing could be trained or scored
+        raise UserError(f"device {device!r} holds no data (it is for shapes only); use --device "
+                        "cpu or a GPU")

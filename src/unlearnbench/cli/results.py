@@ -39,6 +39,8 @@ def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
     from ..report.leaderboard import leaderboard, render, to_csv, to_json
     from ..store import Store
 
+    if as_json and as_csv:
+        raise UserError("--json and --csv each choose the output format: give one of them")
     if not store_exists(db):
         raise UserError(f"no store at {db!r}: run `unlearnbench run` first or pass --db PATH")
     if curves:

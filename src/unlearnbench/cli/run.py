@@ -22,6 +22,13 @@ from .common import (
 from .group import cli
 
 
+# The types of the `run` options a YAML config may give as single values (specs.CONFIG_KEYS).
+CONFIG_TYPES = {"threads": int, "workers": int, "max_steps": int, "lora": int, "executor": str,
+                "address": str, "device": str, "precision": str, "db": str, "cache_dir": str,
+                "model": str, "tuned_objective": str, "retry_failed": bool, "no_progress": bool,
+                "tuned": bool}
+
+
 @cli.command()
 @click.option("--benchmark", "-b", "benchmark_names", multiple=True,
               help="Benchmark name(s), comma-separated or repeated.")
@@ -91,10 +98,13 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     from ..executors_ray import RayExecutor
     from ..runner import plan, run_grid
     from ..scenarios import variant
-    from ..specs import load_config, parse_assignments
+    from ..specs import coerce, load_config, parse_assignments
     from ..store import Store
 
     options = load_config(config) if config else {}
+    # a config's scalar options take the types of the flags they stand for
+    options.update({key: coerce(value, CONFIG_TYPES[key], f"config file {config!r}: {key}")
+                    for key, value in options.items() if key in CONFIG_TYPES and value is not None})
     threads = int(options.get("threads", threads))
     set_threads(threads)
     workers = workers if workers is not None else options.get("workers")
@@ -122,6 +132,9 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     curve_metrics = split_names(curve_metrics) or split_names(options.get("curve_metrics"))
     metric_names = split_names(metric_names) or split_names(options.get("metrics"))
     db = db or options.get("db", "unlearnbench.db")
+    tuned = tuned or options.get("tuned", False)
+    tuned_objective = tuned_objective or options.get("tuned_objective")
+    no_progress = no_progress or options.get("no_progress", False)
     if tuned or tuned_objective:
         jobs = tuned_jobs(db, benchmarks, methods, overrides, tuned_objective,
                           lambda names, values: plan(names, methods, list(range(seeds)), values,
@@ -130,13 +143,17 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     else:
         jobs = plan(benchmarks, methods, list(range(seeds)), overrides, max_steps, curve_every,
                     curve_metrics, metric_names)
-    # the command line is recorded with each run, for the report's provenance table
-    store = Store(db, command=shlex.join(["unlearnbench", *sys.argv[1:]]))
     cache_dir = cache_dir or options.get("cache_dir")
     use_cache_dir(cache_dir)
     cache = ModelCache(cache_dir)
+    # the command line is recorded with each run, for the report's provenance table
+    store = Store(db, command=shlex.join(["unlearnbench", *sys.argv[1:]]))
     if retry_failed or options.get("retry_failed"):
         store.forget_failed([job.key for job in jobs])
+
+    def waiting(held):  # another `unlearnbench run` on the same store holds these jobs
+        console.print(f"waiting for {len(held)} job(s) that other processes are running",
+                      markup=False, highlight=False)
 
     if no_progress or not console.is_terminal:
         def report(job, record):
@@ -146,7 +163,8 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
             request = f" request={job.request}" if job.request else ""
             console.print(f"{job.benchmark} {job.method} seed={job.seed}{request}: {status}{gap_text}",
                           markup=False, highlight=False)
-        counts = run_grid(jobs, store, cache, device, on_done=report, executor=executor)
+        counts = run_grid(jobs, store, cache, device, on_done=report, executor=executor,
+                          on_wait=waiting)
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
@@ -157,7 +175,8 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
 
             def advance(job, record):
                 progress.update(bar, advance=1, description=f"{job.benchmark} {job.method} s{job.seed}")
-            counts = run_grid(jobs, store, cache, device, on_done=advance, executor=executor)
+            counts = run_grid(jobs, store, cache, device, on_done=advance, executor=executor,
+                              on_wait=waiting)
     console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
                   f"{counts['skipped']} already in {store.name}")
 

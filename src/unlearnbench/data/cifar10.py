@@ -60,6 +60,9 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"{path}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
     if labels.shape != (len(data),):
         raise UserError(f"{path}: {labels.shape} labels for {len(data)} images")
+    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: labels are {labels.dtype}, expected whole numbers 0..9; "
+                        "replace the file with the one from the CIFAR-10 archive")
     images = data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
     return images, labels.astype(np.int64)
 
@@ -68,8 +71,18 @@ def read_label_names(root: Path) -> list[str] | None:
     path = root / "batches.meta"
     if not path.is_file():
         return None
-    with open(path, "rb") as handle:
-        names = _get(safe_load(handle, encoding="latin1"), "label_names")
+    try:
+        with open(path, "rb") as handle:
+            names = _get(safe_load(handle, encoding="latin1"), "label_names")
+        if not isinstance(names, (list, tuple)) or not all(
+                isinstance(n, (bytes, str)) for n in names):
+            raise ValueError(f"label_names is not a list of names: {names!r:.60}")
+    except UserError:
+        raise
+    except Exception as exc:  # not a pickle, missing key...
+        raise UserError(f"{path} is not a CIFAR-10 batches.meta ({type(exc).__name__}: {exc}); "
+                        "replace it with the one from the archive, or remove it (the classes "
+                        "are then 0..9)") from exc
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
@@ -81,6 +94,9 @@ def load_cifar10(root: str | None = None) -> DataBundle:
     Reads the python batches from ``root``, else ``$UNLEARNBENCH_CIFAR10_DIR``, else
     ``<cache>/data/cifar-10-batches-py``; a stratified 10% validation split is carved."""
     directory = Path(root) if root else default_root()
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"CIFAR-10 root {directory} is a file; give the directory that holds "
+                        f"the {TOP} batches")
     missing = [n for n in TRAIN_BATCHES + (TEST_BATCH,) if not (directory / n).is_file()]
     if missing:
         raise UserError(f"CIFAR-10 batches missing from {directory} ({', '.join(missing)}): put "

@@ -14,11 +14,18 @@ on) is P(a forget record scores above a holdout record), with a 95% percentile-b
 interval (``metrics.mia_text.bootstrap_auc``). 0.5 means the forget records look like unseen
 ones. The values the store records are named ``{split}_{score}`` and ``mia_auc`` (+ ``_low``
 / ``_high``) for the unlearned model, with the prefix ``original_`` for the model before and
-``retrained_`` for the retrained comparison."""
+``retrained_`` for the retrained comparison.
+
+``audit.json`` is standard JSON: a NaN or infinite number is written as null, and
+``non_finite_numbers`` maps its JSON pointer (RFC 6901) to what it was (``NaN``, ``Infinity``,
+``-Infinity``). In ``audit.md`` every name, id and path is escaped, so none can break a line,
+a table or add markup."""
 from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +83,52 @@ def recorded_metrics(metrics: dict, membership: dict) -> dict[str, float]:
 def write_report(audit: dict, directory: Path) -> tuple[Path, Path]:
     """``audit.json`` (everything) and ``audit.md`` (the same, for people) in ``directory``."""
     json_path, md_path = directory / "audit.json", directory / "audit.md"
-    json_path.write_text(json.dumps(audit, indent=1) + "\n")
+    non_finite: dict[str, str] = {}
+    document = dict(finite_json(audit, "", non_finite), non_finite_numbers=non_finite)
+    json_path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
     md_path.write_text(markdown(audit))
     return json_path, md_path
+
+
+def finite_json(value, pointer: str, non_finite: dict[str, str]):
+    """``value`` with each NaN or infinite number replaced by None, recorded in
+    ``non_finite`` under its JSON pointer (``pointer`` is ``value``'s own)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        non_finite[pointer] = ("NaN" if math.isnan(value) else
+                               "Infinity" if value > 0 else "-Infinity")
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item, f"{pointer}/{_pointer_token(key)}", non_finite)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item, f"{pointer}/{i}", non_finite) for i, item in enumerate(value)]
+    return value
+
+
+def _pointer_token(key) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+# Characters that make markup inline (emphasis, code, links, HTML, tables, strikethrough,
+# entities, a heading's closing #s and escapes); CommonMark lets a backslash escape each.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
+
+
+def _text(value) -> str:
+    """A name or id as literal Markdown text on one line: special characters escaped, line
+    breaks shown as \\n."""
+    escaped = MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    return escaped.replace("\r", "\\\\r").replace("\n", "\\\\n")
+
+
+def _code(value) -> str:
+    """A path or command as an inline code span on one line: fenced by more backticks than
+    any run inside it (padded with a space where it starts or ends with one), line breaks
+    shown as \\n."""
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _number(value) -> str:
@@ -90,19 +140,20 @@ def _number(value) -> str:
 def markdown(audit: dict) -> str:
     request, method, metrics = audit["request"], audit["method"], audit["metrics"]
     roles = [r for r in PREFIXES if r in metrics]
-    shown = ", ".join(request["ids"][:20]) + (" …" if request["count"] > 20 else "")
-    settings = ", ".join(f"{k}={v}" for k, v in method["settings"].items()) or "none"
+    shown = ", ".join(map(_text, request["ids"][:20])) + (" …" if request["count"] > 20 else "")
+    settings = _text(", ".join(f"{k}={v}" for k, v in method["settings"].items()) or "none")
     store = audit["store"]
+    show = shlex.join(["unlearnbench", "show", "--db", store["path"], "-b", store["benchmark"]])
     lines = [
-        f"# Deletion audit: {audit['model']['name']}", "",
-        f"- **Removed**: {request['count']} records of `{audit['data']['path']}` "
-        f"(ids: {shown}); SHA-256 of the removed records: `{request['records_sha256']}`",
-        f"- **Method**: `{method['name']}` ({settings}); seed {audit['seed']}; "
+        f"# Deletion audit: {_text(audit['model']['name'])}", "",
+        f"- **Removed**: {request['count']} records of {_code(audit['data']['path'])} "
+        f"(ids: {shown}); SHA-256 of the removed records: {_code(request['records_sha256'])}",
+        f"- **Method**: {_code(method['name'])} ({settings}); seed {audit['seed']}; "
         f"{audit['timings']['unlearn_seconds']:.2f} s, {audit['timings']['steps']} optimizer steps",
-        f"- **Unlearned model**: `{audit['output']['path']}`",
-        f"- **Recorded**: run {store['run_id']} of `{store['path']}`, benchmark "
-        f"`{store['benchmark']}` (`unlearnbench show --db {store['path']} -b "
-        f"{store['benchmark']}`)", "",
+        f"- **Unlearned model**: {_code(audit['output']['path'])}",
+        f"- **Recorded**: run {store['run_id']} of {_code(store['path'])}, benchmark "
+        f"{_code(store['benchmark'])} ({_code(show)})",
+        "",
         "## Before and after", "",
         "| split | score | " + " | ".join(roles) + " |",
         "|---|---|" + "---:|" * len(roles)]
@@ -121,20 +172,22 @@ def markdown(audit: dict) -> str:
     retrain = audit["retrain"]
     lines += ["", "## Retrained comparison", "",
               (f"Retrained from scratch on the retain set in {retrain['seconds']:.2f} s with "
-               f"recipe {retrain['recipe']}." if retrain["done"] else
-               f"Skipped: {retrain['reason']}." if retrain["asked"] else
+               f"recipe {_text(retrain['recipe'])}." if retrain["done"] else
+               f"Skipped: {_text(retrain['reason'])}." if retrain["asked"] else
                "Not asked for (`--retrain`)."),
               "", "## Provenance", ""]
-    lines += [f"- {label}: `{path}` sha256 `{digest}`" for label, files in
+    lines += [f"- {label}: {_code(path)} sha256 {_code(digest)}" for label, files in
               (("model file", audit["model"]["files_sha256"]),
                ("output file", audit["output"]["files_sha256"])) for path, digest in files.items()]
-    lines.append(f"- data: `{audit['data']['path']}` sha256 `{audit['data']['sha256']}`")
+    lines.append(f"- data: {_code(audit['data']['path'])} sha256 {_code(audit['data']['sha256'])}")
     if audit.get("holdout"):
-        lines.append(f"- holdout: `{audit['holdout']['path']}` sha256 `{audit['holdout']['sha256']}`")
-    lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in audit["versions"].items())
-                 + (f"; git commit {audit['git_commit']}" if audit.get("git_commit") else ""))
+        lines.append(f"- holdout: {_code(audit['holdout']['path'])} sha256 "
+                     f"{_code(audit['holdout']['sha256'])}")
+    lines.append("- versions: " + _text(", ".join(f"{k} {v}" for k, v in audit["versions"].items())
+                                        + (f"; git commit {audit['git_commit']}"
+                                           if audit.get("git_commit") else "")))
     if audit.get("command"):
-        lines.append(f"- command: `{audit['command']}`")
+        lines.append(f"- command: {_code(audit['command'])}")
     lines.append(f"- created: {audit['created']}")
     return "\n".join(lines) + "\n"
 

@@ -101,6 +101,9 @@ def _load_arrays(path: Path, role: str) -> UserData:
     if not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
         raise UserError(f"--{role} {path}: x must be a numeric array with one row per example, "
                         f"got {x.dtype} of shape {x.shape}")
+    for name, values in (("x", x), ("y", y)):
+        if np.issubdtype(values.dtype, np.inexact) and values.ndim >= 1:
+            _refuse_non_finite(values, name, path, role)
     if y.ndim != 1 or len(y) != len(x) or not (np.issubdtype(y.dtype, np.integer) or (
             np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0))):
         raise UserError(f"--{role} {path}: y must hold one integer label per row of x "
@@ -112,6 +115,16 @@ def _load_arrays(path: Path, role: str) -> UserData:
         raise UserError(f"--{role} {path}: ids must hold one id per row of x ({len(x)}), got "
                         f"shape {ids.shape}")
     return UserData(path, _id_texts(ids, len(x), path), ids is not None, x=x, y=y)
+
+
+def _refuse_non_finite(values: np.ndarray, name: str, path: Path, role: str) -> None:
+    """Refuse NaN or infinite values, naming the rows (0-based) that hold them."""
+    rows = np.flatnonzero(~np.isfinite(values).all(axis=tuple(range(1, values.ndim))))
+    if len(rows):
+        shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise UserError(f"--{role} {path}: {name} holds NaN or infinite values in {len(rows)} "
+                        f"row(s) (0-based: {shown}); fix or drop those rows and save the file "
+                        "again")
 
 
 def _load_texts(path: Path, role: str) -> UserData:

@@ -10,6 +10,7 @@ import torch
 from ..data import Split
 from ..errors import UserError
 from ..metrics.inference import model_fingerprint
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -22,10 +23,10 @@ _RECORDED_SIZE = 2
 
 @dataclass
 class AmnesiacParams:
-    repair_epochs: int = 8
-    lr: float | None = None  # None: the recipe's learning rate
-    batch_size: int = 64
-    momentum: float = 0.9
+    repair_epochs: int = param(8, ge=0)  # 0: the subtraction alone
+    lr: float | None = param(None, gt=0)  # None: the recipe's learning rate
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
 
 
 def _key(ctx: UnlearnContext) -> tuple[str, bytes]:

@@ -27,6 +27,7 @@ from torch import nn
 from ..data import Split
 from ..errors import UserError
 from ..metrics.inference import model_fingerprint
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext, layers
 from .sisa import data_fingerprint, training_data
@@ -39,8 +40,8 @@ _MEMO_SIZE = 4
 
 @dataclass
 class AnalyticParams:
-    ridge: float = 1.0
-    batch_size: int = 512
+    ridge: float = param(1.0, gt=0)
+    batch_size: int = param(512, ge=1)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -18,11 +19,11 @@ from .scrub import distill_kl, frozen_teacher, teacher_logits
 
 @dataclass
 class BadTeacherParams:
-    epochs: int = 2
-    lr: float = 1e-3
-    batch_size: int = 64
-    temperature: float = 1.0
-    retain_fraction: float = 0.6
+    epochs: int = param(2, ge=1)
+    lr: float = param(1e-3, gt=0)
+    batch_size: int = param(64, ge=1)
+    temperature: float = param(1.0, gt=0)
+    retain_fraction: float = param(0.6, gt=0, le=1)
 
 
 def incompetent_teacher(ctx: UnlearnContext) -> nn.Module:

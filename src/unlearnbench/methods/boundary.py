@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data import Split
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext, last_layers
@@ -20,19 +21,19 @@ from .scrub import frozen_teacher
 
 @dataclass
 class BoundaryShrinkParams:
-    epochs: int = 2
-    lr: float = 0.003
-    batch_size: int = 64
-    momentum: float = 0.9
-    bound: float = 0.1
+    epochs: int = param(2, ge=1)
+    lr: float = param(0.003, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
+    bound: float = param(0.1, ge=0)
 
 
 @dataclass
 class BoundaryExpandParams:
-    epochs: int = 3
-    lr: float = 0.002
-    batch_size: int = 64
-    momentum: float = 0.9
+    epochs: int = param(3, ge=1)
+    lr: float = param(0.002, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
 
 
 def nearest_wrong_labels(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,

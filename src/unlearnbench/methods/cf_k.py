@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext, freeze_all_but, last_layers
@@ -15,11 +16,11 @@ from .base import UnlearnContext, freeze_all_but, last_layers
 
 @dataclass
 class CFkParams:
-    k: int = 2
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int = 64
-    momentum: float = 0.9
+    k: int = param(2, ge=1)
+    epochs: int = param(5, ge=1)
+    lr: float = param(0.01, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
 
 
 def train_last_layers(ctx: UnlearnContext, model: nn.Module, trainable: list[nn.Module],

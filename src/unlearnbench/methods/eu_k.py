@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer
 from .base import UnlearnContext, last_layers
@@ -16,9 +17,9 @@ from .cf_k import train_last_layers
 
 @dataclass
 class EUkParams:
-    k: int = 2
-    epochs: int | None = None
-    batch_size: int | None = None
+    k: int = param(2, ge=1)
+    epochs: int | None = param(None, ge=1)
+    batch_size: int | None = param(None, ge=1)
 
 
 @torch.no_grad()

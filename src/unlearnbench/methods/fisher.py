@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext, last_layers
 
@@ -141,14 +142,14 @@ def mean_gradient(task, model: nn.Module, split, batch_size: int = 64) -> dict[s
 
 @dataclass
 class FisherParams:
-    alpha: float = 1e-6
-    var_max: float = 1e3
-    last_layer_var_max: float = 1e2
-    vector_scale: float = 10.0
+    alpha: float = param(1e-6, gt=0)
+    var_max: float = param(1e3, gt=0)
+    last_layer_var_max: float = param(1e2, gt=0)
+    vector_scale: float = param(10.0, ge=0)
     per_unit_mean: bool = True
-    eps: float = 1e-8
-    max_examples: int = 4096  # retain examples for the Fisher estimate (0 = all)
-    batch_size: int = 32      # examples per vmap call (speed only)
+    eps: float = param(1e-8, gt=0)
+    max_examples: int = param(4096, ge=0)  # retain examples for the Fisher estimate (0 = all)
+    batch_size: int = param(32, ge=1)  # examples per vmap call (speed only)
 
 
 def fisher_variances(model: nn.Module, fisher: dict[str, torch.Tensor],

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
 from .idk import refusal_and_forget_batches
@@ -39,10 +40,10 @@ def flat_loss(p_template: torch.Tensor, p_forget: torch.Tensor, divergence: str)
 
 @dataclass
 class FLATParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    divergence: str = "tv"
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    divergence: str = param("tv", choices=DIVERGENCES)
 
 
 @methods.register("flat", params=FLATParams, tasks=("language",), needs=("forget", "refusals"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..params import OPTIMIZERS, param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -12,12 +13,12 @@ from .neggrad_plus import endless_batches
 
 @dataclass
 class GradDiffParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    optimizer: str = "adamw"
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    optimizer: str = param("adamw", choices=OPTIMIZERS)
+    forget_weight: float = param(1.0, ge=0)
+    retain_weight: float = param(1.0, ge=0)
 
 
 @methods.register("graddiff", params=GradDiffParams, tasks=("classification", "language"),

@@ -1,6 +1,7 @@
 """Gradient ascent on the forget set (GA, NegGrad)."""
 from dataclasses import dataclass
 
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -8,10 +9,10 @@ from .base import UnlearnContext
 
 @dataclass
 class GradientAscentParams:
-    epochs: int = 5
-    lr: float = 0.002
-    batch_size: int = 64
-    momentum: float = 0.9
+    epochs: int = param(5, ge=1)
+    lr: float = param(0.002, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
 
 
 @methods.register("ga", params=GradientAscentParams, tasks=("classification", "language"),

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
 from .lm_objectives import forget_then_retain, reference, reference_log_prob, sequence_log_prob
@@ -48,10 +49,10 @@ def refusal_and_forget_batches(ctx: UnlearnContext, batch_size: int, epochs: int
 
 @dataclass
 class IdkNLLParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    retain_weight: float = param(1.0, ge=0)
 
 
 @methods.register("idknll", params=IdkNLLParams, tasks=("language",),
@@ -84,11 +85,11 @@ def dpo_loss(win: torch.Tensor, win_reference: torch.Tensor, lose: torch.Tensor,
 
 @dataclass
 class IdkDPOParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    beta: float = 0.1
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    beta: float = param(0.1, gt=0)
+    retain_weight: float = param(1.0, ge=0)
 
 
 @methods.register("idkdpo", params=IdkDPOParams, tasks=("language",),

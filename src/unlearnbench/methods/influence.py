@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext, unflatten
 from .fisher import fisher_sums, mean_gradient, trainable
@@ -15,13 +16,14 @@ from .fisher import fisher_sums, mean_gradient, trainable
 
 @dataclass
 class InfluenceParams:
-    alpha: float = 1e-3
-    hessian: str = "diagonal"       # "diagonal" (empirical Fisher) or "woodfisher"
-    damping: float = 1e-3           # λ in H = F_r + λI
-    max_examples: int = 4096        # retain examples for the diagonal Fisher (0 = all)
-    batch_size: int = 32            # gradient batches (no effect on the diagonal result)
-    woodfisher_batch_size: int = 32 # m: examples per rank-one term (OPTML: 32)
-    woodfisher_max_terms: int = 256 # at most this many rank-one terms (seeded choice of batches)
+    alpha: float = param(1e-3, gt=0)
+    hessian: str = param("diagonal", choices=("diagonal", "woodfisher"))  # (empirical Fisher)
+    damping: float = param(1e-3, gt=0)  # λ in H = F_r + λI
+    max_examples: int = param(4096, ge=0)  # retain examples for the diagonal Fisher (0 = all)
+    batch_size: int = param(32, ge=1)  # gradient batches (no effect on the diagonal result)
+    woodfisher_batch_size: int = param(32, ge=1)  # m: examples per rank-one term (OPTML: 32)
+    # at most this many rank-one terms (seeded choice of batches)
+    woodfisher_max_terms: int = param(256, ge=1)
 
 
 def _flat(tensors: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:

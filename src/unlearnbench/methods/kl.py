@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
 from .lm_objectives import forget_then_retain, reference
@@ -11,11 +12,11 @@ from .lm_objectives import forget_then_retain, reference
 
 @dataclass
 class KLParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    forget_weight: float = param(1.0, ge=0)
+    retain_weight: float = param(1.0, ge=0)
 
 
 @methods.register("kl", params=KLParams, tasks=("language",), needs=("forget", "retain"))

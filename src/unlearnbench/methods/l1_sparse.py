@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -17,21 +18,22 @@ PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass
 class L1SparseParams:
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int = 64
-    momentum: float = 0.9
-    gamma: float = 1e-2
+    epochs: int = param(5, ge=1)
+    lr: float = param(0.01, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
+    gamma: float = param(1e-2, ge=0)
 
 
 @dataclass
 class PruneL1Params:
-    sparsity: float = 0.8
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int = 64
-    momentum: float = 0.9
-    gamma: float = 1e-2
+    # Searched over the sparsities the docstring compares (a sparsity of 1 prunes everything).
+    sparsity: float = param(0.8, ge=0, lt=1, search=(0.5, 0.95))
+    epochs: int = param(5, ge=1)
+    lr: float = param(0.01, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
+    gamma: float = param(1e-2, ge=0)
 
 
 def l1_weight(step: int, total_steps: int, gamma: float) -> float:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
 from .lm_objectives import forget_then_retain, retain_stream
@@ -108,12 +109,12 @@ def fila(ctx: UnlearnContext, model: nn.Module, batch_size: int) -> nn.Module:
 
 @dataclass
 class LoKUParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    retain_weight: float = param(1.0, ge=0)
     fisher_init: bool = True
-    lora_rank: int = 0
+    lora_rank: int = param(0, ge=0)
 
 
 @methods.register("loku", params=LoKUParams, tasks=("language",), needs=("forget", "retain"))

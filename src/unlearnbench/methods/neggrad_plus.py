@@ -1,9 +1,10 @@
 """NegGrad+ (advanced NegGrad): descend on the retain set while ascending on the forget set."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -11,12 +12,12 @@ from .base import UnlearnContext
 
 @dataclass
 class NegGradPlusParams:
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int = 64
-    momentum: float = 0.9
-    # The retain term's weight; the forget term's is 1 - beta, so tuning keeps it below 1.
-    beta: float = field(default=0.99, metadata={"search": (0.9, 0.999)})
+    epochs: int = param(5, ge=1)
+    lr: float = param(0.01, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
+    # The retain term's weight; the forget term's is 1 - beta (beta = 1: fine-tuning).
+    beta: float = param(0.99, ge=0, le=1, search=(0.9, 0.999))
 
 
 def endless_batches(task, split, batch_size: int, seed: int) -> Iterator:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
-from .lm_objectives import (check_retain_term, forget_then_retain, reference,
+from .lm_objectives import (RETAIN_TERMS, check_retain_term, forget_then_retain, reference,
                             reference_log_prob, sequence_log_prob)
 
 
@@ -28,13 +29,13 @@ def simnpo_loss(log_prob: torch.Tensor, lengths: torch.Tensor, beta: float,
 
 @dataclass
 class NPOParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    beta: float = 0.1
-    retain_term: str = "nll"
-    retain_weight: float = 1.0
-    forget_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    beta: float = param(0.1, gt=0)
+    retain_term: str = param("nll", choices=RETAIN_TERMS)
+    retain_weight: float = param(1.0, ge=0)
+    forget_weight: float = param(1.0, ge=0)
 
 
 @methods.register("npo", params=NPOParams, tasks=("language",), needs=("forget", "retain"))
@@ -73,14 +74,14 @@ def npo(ctx: UnlearnContext, params: NPOParams):
 
 @dataclass
 class SimNPOParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    beta: float = 4.5
-    gamma: float = 0.0
-    forget_weight: float = 0.125
-    retain_weight: float = 1.0
-    retain_term: str = "nll"
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    beta: float = param(4.5, gt=0)
+    gamma: float = param(0.0, ge=0)
+    forget_weight: float = param(0.125, ge=0)
+    retain_weight: float = param(1.0, ge=0)
+    retain_term: str = param("nll", choices=RETAIN_TERMS)
 
 
 @methods.register("simnpo", params=SimNPOParams, tasks=("language",), needs=("forget", "retain"))

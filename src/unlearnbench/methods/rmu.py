@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -67,13 +68,14 @@ def activation_mse(activations: torch.Tensor, target: torch.Tensor, mask: torch.
 
 @dataclass
 class RMUParams:
-    epochs: int = 5
-    lr: float = 5e-5
-    batch_size: int = 32
-    steering: float = 6.5
-    alpha: float = 1200.0
-    layer: int | None = None  # None: the default block (see pick_layer)
-    n_updated: int = 3
+    epochs: int = param(5, ge=1)
+    lr: float = param(5e-5, gt=0)
+    batch_size: int = param(32, ge=1)
+    steering: float = param(6.5, ge=0)
+    alpha: float = param(1200.0, ge=0)
+    # None: the default block (see pick_layer); negative counts from the end: any integer
+    layer: int | None = param(None)
+    n_updated: int = param(3, ge=1)
 
 
 @methods.register("rmu", params=RMUParams, tasks=("language",), needs=("forget", "retain"))

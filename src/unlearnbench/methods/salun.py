@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext, mean_nll_gradients, unflatten
@@ -13,11 +14,11 @@ from .base import UnlearnContext, mean_nll_gradients, unflatten
 
 @dataclass
 class SalUnParams:
-    mask_fraction: float = 0.5
-    epochs: int = 5
-    lr: float = 0.005
-    batch_size: int = 64
-    momentum: float = 0.9
+    mask_fraction: float = param(0.5, gt=0, le=1)
+    epochs: int = param(5, ge=1)
+    lr: float = param(0.005, gt=0)
+    batch_size: int = param(64, ge=1)
+    momentum: float = param(0.9, ge=0, lt=1)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -48,17 +49,17 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 @dataclass
 class ScrubParams:
-    epochs: int = 5
-    msteps: int = 2
-    kd_T: float = 4.0
-    alpha: float = 0.5
-    gamma: float = 0.99
-    lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 64
-    forget_batch_size: int = 16
-    max_grad_norm: float = 0.0
+    epochs: int = param(5, ge=1)
+    msteps: int = param(2, ge=0)
+    kd_T: float = param(4.0, gt=0)
+    alpha: float = param(0.5, ge=0)
+    gamma: float = param(0.99, ge=0)
+    lr: float = param(0.005, gt=0)
+    momentum: float = param(0.9, ge=0, lt=1)
+    weight_decay: float = param(5e-4, ge=0)
+    batch_size: int = param(64, ge=1)
+    forget_batch_size: int = param(16, ge=1)
+    max_grad_norm: float = param(0.0, ge=0)
 
 
 @methods.register("scrub", params=ScrubParams, tasks=("classification", "language"),

@@ -21,6 +21,7 @@ from torch import nn
 from ..cache import ModelCache, content_key
 from ..data import Split
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..specs import Recipe
 from ..train import StepBudget, make_optimizer, optimise
@@ -36,11 +37,11 @@ _FINGERPRINTS: dict[int, tuple[object, str]] = {}
 
 @dataclass
 class SisaParams:
-    shards: int = 5
-    slices: int = 4
+    shards: int = param(5, ge=1, le=1000)
+    slices: int = param(4, ge=1, le=1000)
     # Epochs of each incremental stage; 0 = Bourtoule et al.'s rule ceil(2·E/(R + 1)), which
     # makes a shard's total training equal E epochs over its data (E = the recipe's epochs).
-    stage_epochs: int = 0
+    stage_epochs: int = param(0, ge=0)
 
 
 @dataclass(frozen=True)

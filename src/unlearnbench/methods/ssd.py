@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext, mean_nll_gradients
 from .fisher import fisher_sums
@@ -14,17 +15,18 @@ from .fisher import fisher_sums
 
 @dataclass
 class SSDParams:
-    alpha: float = 7.5       # selection weighting: dampen where I_f > alpha * I_D (paper: 10)
-    lam: float = 1.0         # dampening constant: factor min(lam * I_D / I_f, 1)
-    batch_size: int = 128
+    # selection weighting: dampen where I_f > alpha * I_D (paper: 10)
+    alpha: float = param(7.5, gt=0)
+    lam: float = param(1.0, ge=0)  # dampening constant: factor min(lam * I_D / I_f, 1)
+    batch_size: int = param(128, ge=1)
 
 
 @dataclass
 class SSDDetParams:
-    alpha: float = 5.0       # paper (SSD): 10
-    lam: float = 1.0
-    max_examples: int = 4096  # per split, for the Fisher estimates (0 = all)
-    batch_size: int = 32     # examples per vmap call: speed only, no effect on the result
+    alpha: float = param(5.0, gt=0)  # paper (SSD): 10
+    lam: float = param(1.0, ge=0)
+    max_examples: int = param(4096, ge=0)  # per split, for the Fisher estimates (0 = all)
+    batch_size: int = param(32, ge=1)  # examples per vmap call: speed only
 
 
 def dampen(model: nn.Module, importance_d: dict[str, torch.Tensor],

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -13,10 +14,10 @@ from .base import UnlearnContext
 
 @dataclass
 class TaskVectorParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    alpha: float = 5.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    alpha: float = param(5.0)  # any: 0 gives θ₀ back, -1 the fine-tuned copy
 
 
 @methods.register("task_vector", params=TaskVectorParams, tasks=("language",),

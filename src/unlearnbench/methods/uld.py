@@ -10,6 +10,7 @@ language metric scores it like any other model."""
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -123,12 +125,13 @@ class LogitDifferenceModel(nn.Module):
         sequences, mask, step = input_ids, attention_mask, input_ids
         finished = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
         caches = [None, None]
+        cache_name = kv_cache_argument(self.target)
         for _ in range(max_new_tokens):
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -step.shape[1]:]
             outputs = [model(input_ids=step, attention_mask=mask, position_ids=positions,
-                             past_key_values=cache, use_cache=True)
+                             use_cache=True, **{cache_name: cache})
                        for model, cache in zip((self.target, self.assistant), caches)]
-            caches = [out.past_key_values for out in outputs]
+            caches = [getattr(out, cache_name) for out in outputs]
             logits = self.combine(outputs[0].logits[:, -1], outputs[1].logits[:, -1])
             token = logits.argmax(-1)
             token = torch.where(finished, torch.full_like(token, pad), token)
@@ -139,6 +142,12 @@ class LogitDifferenceModel(nn.Module):
             if finished.all():
                 break
         return sequences
+
+
+def kv_cache_argument(model: nn.Module) -> str:
+    """The name under which ``model.forward`` takes (and its output returns) the key/value
+    cache: ``cache`` in recent transformers, ``past_key_values`` before (now deprecated)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 # -- the assistant ------------------------------------------------------------------------
@@ -181,14 +190,15 @@ def truncated_copy(model: nn.Module, layers: int | None) -> nn.Module:
 
 @dataclass
 class ULDParams:
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 32
-    weight: float = 0.8
-    retain_weight: float = 5.0
-    relative_top: float = 0.01
-    layers: int | None = None     # None: a quarter of the target's blocks, at least 1
-    lora_rank: int | None = None  # None: the recipe's lora_rank; 0: train the whole assistant
+    epochs: int = param(10, ge=1)
+    lr: float = param(1e-3, gt=0)
+    batch_size: int = param(32, ge=1)
+    weight: float = param(0.8, ge=0)
+    retain_weight: float = param(5.0, ge=0)
+    relative_top: float = param(0.01, ge=0, le=1)
+    layers: int | None = param(None, ge=1)  # None: a quarter of the target's blocks, at least 1
+    # None: the recipe's lora_rank; 0: train the whole assistant
+    lora_rank: int | None = param(None, ge=0)
 
 
 def check_params(params: ULDParams) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
 from .lm_objectives import forget_then_retain, reference
@@ -23,11 +24,11 @@ def adjusted_targets(logits: torch.Tensor, tokens: torch.Tensor, beta: float) ->
 
 @dataclass
 class UndialParams:
-    epochs: int = 10
-    lr: float = 1e-4
-    batch_size: int = 32
-    beta: float = 10.0
-    retain_weight: float = 0.0
+    epochs: int = param(10, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    beta: float = param(10.0, gt=0)
+    retain_weight: float = param(0.0, ge=0)
 
 
 @methods.register("undial", params=UndialParams, tasks=("language",), needs=("forget",))

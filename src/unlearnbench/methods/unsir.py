@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
+from ..params import OPTIMIZERS, param
 from ..registry import methods
 from ..train import StepBudget, make_optimizer, optimise
 from .bad_teacher import retain_subset
@@ -18,16 +19,16 @@ from .base import UnlearnContext
 
 @dataclass
 class UnsirParams:
-    noise_steps: int = 25
-    noise_lr: float = 0.1
-    noise_lambda: float = 0.1
-    noise_per_class: int = 1
-    noise_copies: int = 1
-    retain_fraction: float = 1.0
-    impair_lr: float = 0.005
-    repair_lr: float = 0.002
-    batch_size: int = 64
-    optimizer: str = "adam"
+    noise_steps: int = param(25, ge=1)
+    noise_lr: float = param(0.1, gt=0)
+    noise_lambda: float = param(0.1, ge=0)
+    noise_per_class: int = param(1, ge=1)
+    noise_copies: int = param(1, ge=1)
+    retain_fraction: float = param(1.0, gt=0, le=1)
+    impair_lr: float = param(0.005, gt=0)
+    repair_lr: float = param(0.002, gt=0)
+    batch_size: int = param(64, ge=1)
+    optimizer: str = param("adam", choices=OPTIMIZERS)
 
 
 class _Noise(nn.Module):

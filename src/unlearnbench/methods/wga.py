@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
 from .lm_objectives import forget_then_retain, token_nll_and_prob
@@ -20,11 +21,11 @@ def weighted_ascent_loss(ce: torch.Tensor, weight: torch.Tensor) -> torch.Tensor
 
 @dataclass
 class WGAParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    beta: float = 1.0
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    beta: float = param(1.0, ge=0)
+    retain_weight: float = param(1.0, ge=0)
 
 
 @methods.register("wga", params=WGAParams, tasks=("language",), needs=("forget", "retain"))
@@ -50,12 +51,12 @@ def wga(ctx: UnlearnContext, params: WGAParams):
 
 @dataclass
 class SatImpParams:
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    beta1: float = 5.0
-    beta2: float = 1.0
-    retain_weight: float = 1.0
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    beta1: float = param(5.0, ge=0)
+    beta2: float = param(1.0, ge=0)
+    retain_weight: float = param(1.0, ge=0)
 
 
 @methods.register("satimp", params=SatImpParams, tasks=("language",), needs=("forget", "retain"))

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
@@ -73,14 +74,14 @@ def reinforce(ctx: UnlearnContext, params) -> torch.nn.Module:
 
 @dataclass
 class WHPParams:
-    reinforce_epochs: int = 3
-    reinforce_lr: float = 1e-4
-    epochs: int = 5
-    lr: float = 1e-4
-    batch_size: int = 32
-    alpha: float = 1.0
+    reinforce_epochs: int = param(3, ge=1)
+    reinforce_lr: float = param(1e-4, gt=0)
+    epochs: int = param(5, ge=1)
+    lr: float = param(1e-4, gt=0)
+    batch_size: int = param(32, ge=1)
+    alpha: float = param(1.0, ge=0)
     soft_targets: bool = False
-    retain_weight: float = 0.0
+    retain_weight: float = param(0.0, ge=0)
 
 
 @methods.register("whp", params=WHPParams, tasks=("language",), needs=("forget",))

@@ -29,11 +29,13 @@ import sys
 import tarfile
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import torch
+from safetensors import SafetensorError
 
 from ..cache import default_cache_dir
 from ..errors import UserError
@@ -103,20 +105,41 @@ def load_hf_model(name_or_path: str | Path, device: str | torch.device = "cpu"):
         # would retry for about a minute first.
         offline = _hub_offline() or not _hub_reachable()
         source, from_hub, options = name, True, {"local_files_only": offline}
+    verbosity = hf_logging.get_verbosity()
+    # transformers prints a many-line load report for weights that do not fit: checked below
+    hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **options)
-    except (OSError, ValueError) as exc:
+        model, loading = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32, output_loading_info=True, ignore_mismatched_sizes=True,
+            **options)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         if from_hub and (options["local_files_only"] or _is_connection_error(exc)):
             raise UserError(f"no local model directory {name} and the Hugging Face hub cannot "
                             "be reached; give the path of a saved model directory") from exc
         raise UserError(f"could not load the model {name} ({_one_line(exc)}); give a directory "
                         "written by save_pretrained or a hub model id") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    check_loaded_weights(name, loading)
     prepare_tokenizer(tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.to(device).eval(), tokenizer
+
+
+def check_loaded_weights(name: str, loading: dict) -> None:
+    """Refuse a model whose weights files do not fill the architecture its config.json
+    describes (``loading``: what ``from_pretrained(..., output_loading_info=True)`` reports):
+    transformers would start the missing or mismatched tensors from random values."""
+    problems = [f"{key} is {tuple(saved)} in the weights but {tuple(wanted)} in config.json"
+                for key, saved, wanted in sorted(loading["mismatched_keys"])]
+    problems += [f"{key} is missing from the weights" for key in sorted(loading["missing_keys"])]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"the weights of the model {name} do not fit its config.json: "
+                        f"{problems[0]}{more}; give the directory as save_pretrained wrote it")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -340,7 +363,12 @@ def add_lora(model, rank: int = 8, alpha: float = 16, dropout: float = 0.0,
     config = LoraConfig(r=int(rank), lora_alpha=alpha, lora_dropout=dropout,
                         target_modules=targets, bias="none", fan_in_fan_out=transposed,
                         task_type="CAUSAL_LM" if isinstance(model, PreTrainedModel) else None)
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft reads transformers' deprecated alias `is_gradient_checkpointing` (defaulting to
+        # True when absent); the alias is not ours to rename, and our models never checkpoint.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def merge_lora(model):

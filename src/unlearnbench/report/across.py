@@ -22,7 +22,8 @@ def across(rows: list[dict], rank_by: str = "kemeny") -> list[dict]:
     pairwise comparisons won (both None for a method sharing no criterion with another);
     ``position`` is its place by ``rank_by``."""
     table: dict[str, dict] = defaultdict(dict)
-    for row in rows:
+    # systems and criteria in an order of their own (not the rows'), which breaks rank ties
+    for row in sorted(rows, key=lambda row: (row["label"], row["benchmark"])):
         for name, (orient, _) in HEADLINE.items():
             if name in row["metrics"]:
                 table[row["label"]][(row["benchmark"], name)] = orient(row["metrics"][name]["mean"])

@@ -10,7 +10,6 @@ nothing else, so it opens offline. Every text from the store goes through `esc`.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from .. import __version__
 from ..errors import UserError
 from ..store import Store, sqlite_file
 from . import plots, views
-from .leaderboard import HEADLINE, RANKING_NAMES, TABLE_COLUMNS, TITLES, leaderboard, sort_metric
+from .leaderboard import (HEADLINE, RANKING_NAMES, TABLE_COLUMNS, TITLES, group_key, leaderboard,
+                          sort_metric, table_name)
 from .markup import esc, header, number
 
 STYLE = """
@@ -36,15 +36,6 @@ details summary{cursor:pointer;color:#0a58ca;margin:.5em 0}.scroll{overflow-x:au
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-def table_name(run: dict) -> str:
-    """The leaderboard table a run belongs to (each request of a sequential benchmark apart)."""
-    return run["benchmark"] + (f" request {run['request']}" if run.get("request") else "")
-
-
-def group_key(benchmark: str, method: str, params: dict) -> tuple:
-    return benchmark, method, json.dumps(params, sort_keys=True)
-
-
 def build_report(store: Store, benchmark: str | None = None) -> str:
     """The report of every run in ``store`` (of ``benchmark`` only, when given), as HTML."""
     runs = store.runs(benchmark)
@@ -52,10 +43,11 @@ def build_report(store: Store, benchmark: str | None = None) -> str:
         raise UserError(f"the store {store.name!r} holds no runs"
                         + (f" for {benchmark!r}" if benchmark else ""))
     rows = leaderboard(runs)
-    labels = {group_key(row["benchmark"], row["method"], row["params"]): row["label"]
-              for row in rows}
+    labels = {group_key(row["benchmark"], row["method"], row["params"], row["settings"]):
+              row["label"] for row in rows}
     for run in runs:
-        run["label"] = labels[group_key(table_name(run), run["method"], run["params"])]
+        run["label"] = labels[group_key(table_name(run), run["method"], run["params"],
+                                        run["settings"])]
     names = list(dict.fromkeys(row["benchmark"] for row in rows))
     sections = [section(name, f"benchmark-{i}", [r for r in rows if r["benchmark"] == name],
                         [r for r in runs if table_name(r) == name], store)
@@ -79,14 +71,23 @@ def write_report(db: str | Path, out: str | Path, benchmark: str | None = None) 
     out, file = Path(out), sqlite_file(db)  # file: None for a server database's URL
     if file is not None and not file.is_file():
         raise UserError(f"no store at {str(db)!r}: run `unlearnbench run` first or pass --db PATH")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UserError(f"the directory of --out {str(out)!r} is a file; give a path in a "
+                        "directory")
     if not out.parent.is_dir():
         raise UserError(f"the directory of --out {str(out)!r} does not exist; create it first")
     if out.is_dir():
         raise UserError(f"--out {str(out)!r} is a directory; give a file name such as report.html")
     page = build_report(Store(db), benchmark)
     partial = out.with_name(out.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, out)
+    try:
+        partial.write_text(page, encoding="utf-8")
+        os.replace(partial, out)
+    except OSError as exc:
+        if partial.is_file():  # written, then not renamed
+            partial.unlink()
+        raise UserError(f"cannot write --out {str(out)!r} ({exc.strerror or exc}: "
+                        f"{exc.filename}); give a path in a directory you can write") from None
     return out
 
 

@@ -1,8 +1,10 @@
-"""The leaderboard: per benchmark and method (and hyperparameters), the mean over seeds of
-every metric with its seed standard deviation and 95% bootstrap interval
-(`stats.uncertainty.seed_summary`), an aggregated rank over the table's headline metrics, and
-a mark on the rows whose difference from the best row is within the noise. Exports as JSON
-and CSV. (report/across.py ranks methods over every benchmark of the store.)"""
+"""The leaderboard: per benchmark and method (and hyperparameters, and run settings: step cap,
+metrics, learning curve), the mean over seeds of every metric with its seed standard
+deviation and 95% bootstrap interval (`stats.uncertainty.seed_summary`), an aggregated rank
+over the table's headline metrics, and a mark on the rows whose difference from the best row
+is within the noise. Exports as JSON and CSV. (report/across.py ranks methods over every
+benchmark of the store.) Every number depends on the runs' contents alone, not on the order
+the store holds them in."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +12,6 @@ import io
 import json
 import math
 from collections import defaultdict
-
-import numpy as np
 
 from ..stats.ranking import aggregate_order, criteria_counts, ranked_criteria
 from ..stats.uncertainty import seed_summary, within_noise
@@ -76,33 +76,74 @@ def sort_metric(metric_names) -> str | None:
     return next((name for name in HEADLINE if name in metric_names), None)
 
 
-def _label(method: str, params: dict, variants: list[dict]) -> str:
-    """The method name, plus the hyperparameters that differ between its variants."""
-    differing = sorted(k for k in params if len({json.dumps(v.get(k)) for v in variants}) > 1)
+def table_name(run: dict) -> str:
+    """The table a run belongs to (each request of a sequential benchmark is one of its own)."""
+    return run["benchmark"] + (f" request {run['request']}" if run.get("request") else "")
+
+
+def group_key(benchmark: str, method: str, params: dict, settings: dict | None) -> tuple:
+    """A row's identity within the leaderboard: runs share a row only if all of it matches."""
+    return (benchmark, method, json.dumps(params, sort_keys=True),
+            json.dumps(settings, sort_keys=True))
+
+
+def _setting(value) -> str:
+    if isinstance(value, list):  # metric names; none listed means every one
+        return "+".join(value) or "all"
+    return "none" if value is None else str(value)
+
+
+def _label(method: str, params: dict, settings: dict | None,
+           variants: list[tuple[dict, dict | None]]) -> str:
+    """The method name, plus the hyperparameters (``ga[lr=0.001]``) and the run settings
+    (``ga (max_steps=5)``) that differ between its variants: (params, settings) pairs, settings
+    None for runs stored before settings were recorded."""
+    label = method
+    differing = sorted(k for k in params if len({json.dumps(p.get(k)) for p, _ in variants}) > 1)
+    if differing:
+        label += f"[{','.join(f'{k}={params[k]}' for k in differing)}]"
+    if len({json.dumps(s, sort_keys=True) for _, s in variants}) == 1:
+        return label
+    if settings is None:
+        return label + " (settings not recorded)"
+    recorded = [s for _, s in variants if s is not None]
+    differing = [k for k in settings if len({json.dumps(s.get(k)) for s in recorded}) > 1]
     if not differing:
-        return method
-    return f"{method}[{','.join(f'{k}={params[k]}' for k in differing)}]"
+        return label
+    return f"{label} ({', '.join(f'{k}={_setting(settings[k])}' for k in differing)})"
+
+
+def _latest_per_seed(group: list[dict]) -> list[dict]:
+    """One run per seed, the latest (by finish time, then key: never by storage order), in
+    seed order: runs with the same settings on one seed (written by other versions, or
+    before the settings were recorded) must not count twice."""
+    latest = {}
+    for run in sorted(group, key=lambda r: (r["seed"], r.get("finished_at") or 0.0, r["key"])):
+        latest[run["seed"]] = run
+    return list(latest.values())
 
 
 def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
-    """Rows of {benchmark, method, label, params, seeds, failed, errors, metrics: {name:
-    {mean, std, std_of_mean, n, low, high}}, rank, within_noise_of_best}, sorted by
-    benchmark, then by the table's sort metric (best first, missing last). ``rank`` and
-    ``within_noise_of_best`` are explained in `_rank_table`."""
+    """Rows of {benchmark, method, label, params, settings, seeds, failed, errors, metrics:
+    {name: {mean, std, std_of_mean, n, low, high}}, rank, within_noise_of_best}, sorted by
+    benchmark, then by the table's sort metric (best first, missing last, then by label). A
+    row holds one run per seed (`_latest_per_seed`); ``failed`` counts its seeds whose run
+    failed. ``rank`` and ``within_noise_of_best`` are explained in `_rank_table`."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
-        # Each request of a sequential benchmark is a table of its own.
-        benchmark = run["benchmark"] + (f" request {run['request']}" if run.get("request") else "")
-        groups[(benchmark, run["method"], json.dumps(run["params"], sort_keys=True))].append(run)
-    variants: dict[tuple, list[dict]] = defaultdict(list)
-    for benchmark, method, params in groups:
-        variants[(benchmark, method)].append(json.loads(params))
+        groups[group_key(table_name(run), run["method"], run["params"],
+                         run.get("settings"))].append(run)
+    variants: dict[tuple, list[tuple]] = defaultdict(list)
+    for benchmark, method, params, settings in groups:
+        variants[(benchmark, method)].append((json.loads(params), json.loads(settings)))
     rows, per_seed = [], {}
-    for (benchmark, method, params_json), group in groups.items():
-        params = json.loads(params_json)
+    for key in sorted(groups):  # rows, hence rank ties, in an order of their contents
+        benchmark, method, params_json, settings_json = key
+        params, settings = json.loads(params_json), json.loads(settings_json)
+        group = _latest_per_seed(groups[key])
         finished = [r for r in group if r["status"] == "finished"]
         values: dict[str, list[float]] = defaultdict(list)
-        by_seed: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        by_seed: dict[str, dict[int, float]] = defaultdict(dict)
         for run in finished:
             metrics = dict(run["metrics"])
             # the unlearning time is a column of every run, a metric only where computed
@@ -110,18 +151,15 @@ def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
             for name, value in metrics.items():
                 if value is not None and math.isfinite(value):
                     values[name].append(value)
-                    by_seed[name][run["seed"]].append(value)
+                    by_seed[name][run["seed"]] = value
         row = {"benchmark": benchmark, "method": method,
-               "label": _label(method, params, variants[(benchmark, method)]),
-               "params": params, "seeds": sorted(r["seed"] for r in finished),
+               "label": _label(method, params, settings, variants[(benchmark, method)]),
+               "params": params, "settings": settings, "seeds": [r["seed"] for r in finished],
                "failed": len(group) - len(finished),
                "errors": sorted({r["error"] for r in group if r["error"]}),
                "metrics": {name: seed_summary(v) for name, v in sorted(values.items())}}
         rows.append(row)
-        # runs repeated on a seed (other step caps or metric choices) count once, averaged
-        per_seed[(benchmark, row["label"])] = {
-            name: {seed: float(np.mean(v)) for seed, v in seeds.items()}
-            for name, seeds in by_seed.items()}
+        per_seed[(benchmark, row["label"])] = by_seed
     sorted_by = {}
     for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
         mine = [row for row in rows if row["benchmark"] == benchmark]

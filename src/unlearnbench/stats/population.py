@@ -68,6 +68,17 @@ def _label_mask(labels, z):
     return np.arange(z.shape[-1]) == _label_index(labels, z)
 
 
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Refuse (models, examples) scores holding NaN or infinite values, naming the examples
+    (columns): no decision rule or Gaussian fit means anything on them."""
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=0))
+    if len(bad):
+        shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise ValueError(f"the {what} hold NaN or infinite values on {len(bad)} of "
+                         f"{values.shape[1]} examples ({shown}): a model gave NaN or infinite "
+                         "logits; score models whose logits are finite")
+
+
 def example_epsilons(unlearned, retrained, delta: float = DELTA) -> np.ndarray:
     """The challenge's per-example ε from the logit-scaled confidences of the unlearned
     (N_u, E) and retrained (N_r, E) populations (metrics.md steps 2-4): the best privacy
@@ -76,6 +87,8 @@ def example_epsilons(unlearned, retrained, delta: float = DELTA) -> np.ndarray:
     if u.ndim != 2 or r.ndim != 2 or u.shape[1] != r.shape[1] or min(len(u), len(r)) < 2:
         raise ValueError(f"need (models, examples) arrays with the same examples and at least "
                          f"2 models each, got {u.shape} and {r.shape}")
+    check_finite(u, "unlearned population's confidences")
+    check_finite(r, "retrained population's confidences")
     range_u, range_r = np.ptp(u, axis=0), np.ptp(r, axis=0)
     smaller, larger = np.minimum(range_u, range_r), np.maximum(range_u, range_r)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -150,6 +163,8 @@ def ulira_accuracy(unlearned_s, retrained_s) -> np.ndarray:
     u, r = np.asarray(unlearned_s, np.float64), np.asarray(retrained_s, np.float64)
     if min(len(u), len(r)) < 3:
         raise ValueError("U-LiRA's leave-one-out fits need at least 3 models per population")
+    check_finite(u, "unlearned population's confidences")
+    check_finite(r, "retrained population's confidences")
     u_mean, u_var = _fit(u)
     r_mean, r_var = _fit(r)
     loo_u_mean, loo_u_var = _leave_one_out(u)
@@ -171,8 +186,11 @@ def klom(unlearned_margins, retrained_margins) -> np.ndarray:
     variance floored at VARIANCE_FLOOR) to the margins of each population. (N_u, E), (N_r, E)
     -> (E,); 0 = the same distribution. (The closed form, one of metrics.md's options; the
     data-unlearning-bench code bins both populations' margins into shared histograms.)"""
-    u_mean, u_var = _fit(np.asarray(unlearned_margins, np.float64))
-    r_mean, r_var = _fit(np.asarray(retrained_margins, np.float64))
+    u, r = np.asarray(unlearned_margins, np.float64), np.asarray(retrained_margins, np.float64)
+    check_finite(u, "unlearned population's margins")
+    check_finite(r, "retrained population's margins")
+    u_mean, u_var = _fit(u)
+    r_mean, r_var = _fit(r)
     return gaussian_kl(u_mean, u_var, r_mean, r_var)
 
 

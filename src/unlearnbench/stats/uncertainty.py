@@ -9,7 +9,9 @@ also bootstrap over test examples; here the resampling unit is the seed, the onl
 run-to-run variation a record holds.) Two methods run on the same seeds are compared with a
 paired t-test, and `within_noise` turns that into the "≈" mark of `unlearnbench show`.
 
-Inputs are assumed free of NaN (the leaderboard drops non-finite values first)."""
+Inputs are assumed free of NaN (the leaderboard drops non-finite values first). The values
+over seeds are a multiset: they are sorted before anything is computed, so that the
+bootstrap's draws, and every summary, are the same whatever order they come in."""
 from __future__ import annotations
 
 import math
@@ -40,7 +42,7 @@ def bootstrap_interval(values: Sequence[float], level: float = LEVEL, resamples:
     about the noise, so the interval says nothing, not that the value is exact. The bounds
     are clipped to [min, max] of the values, where every resample mean lies anyway (this
     only removes floating-point rounding, so constant values give a zero-width interval)."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.sort(np.asarray(values, dtype=np.float64))
     if len(values) == 0:
         raise ValueError("bootstrap_interval needs at least one value")
     if len(values) == 1:
@@ -57,7 +59,7 @@ def seed_summary(values: Sequence[float], level: float = LEVEL, resamples: int =
     standard deviation (ddof = 1; 0 for one seed), ``std_of_mean`` the bootstrap standard
     deviation of the mean (same resamples as the interval; 0 for one seed), ``low``/``high``
     the `bootstrap_interval`."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.sort(np.asarray(values, dtype=np.float64))
     low, high = bootstrap_interval(values, level, resamples, seed)
     several = len(values) > 1
     return {"mean": float(values.mean()),
