@@ -11,12 +11,15 @@ populations one and the same instead of two independent samples, as the challeng
 Each model's logits on forget, retain and test give per-example logit-scaled confidences and
 margins (the model itself is dropped at once); then per method (``stats.population``): the
 NeurIPS 2023 challenge's per-example ε on forget, forget quality F and final score, U-LiRA
-accuracy and KLoM on forget, retain and test (the challenge's validation examples).
+accuracy and KLoM (the reference's histogram form, and summaries of its Gaussian variant as
+``klom_gaussian_*``) on forget, retain and test (the challenge's validation examples).
+``float32`` computes the challenge's confidences, rates and ε as its reference code does.
 
 Each (benchmark, method, N) is one record in the store, under the benchmark name
-``"<benchmark> population N=<N>"`` (so ``unlearnbench show`` prints it as a table of its own)
-with seed ``POPULATION_SEED`` (-1: the record pools seeds). Its key holds N, the resolved
-hyperparameters and seed0, so a rerun skips finished methods. A method that fails on any
+``"<benchmark> population N=<N>"`` (so ``unlearnbench show`` prints it as a table of its own;
+the float32 path appends ``" float32"``) with seed ``POPULATION_SEED`` (-1: the record
+pools seeds). Its key holds N, the resolved hyperparameters and seed0 (and the float32 path
+when taken), so a rerun skips finished methods. A method that fails on any
 seed is recorded as failed with the seed and the reason, and the run goes on."""
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from .stats.population import (
     example_epsilons,
     forget_quality,
     klom,
+    klom_gaussian,
     logit_scaled_confidence,
     margins,
     summarise,
@@ -59,9 +63,11 @@ COLUMNS = [("challenge_score", "Score"), ("challenge_forget_quality", "F"), ("ra
            ("population_seconds", "Seconds")]
 
 
-def population_name(benchmark: str, n_models: int, seed0: int = 0) -> str:
+def population_name(benchmark: str, n_models: int, seed0: int = 0, float32: bool = False
+                    ) -> str:
     """The benchmark name population records are stored under."""
-    return f"{benchmark} population N={n_models}" + (f" split seed {seed0}" if seed0 else "")
+    return (f"{benchmark} population N={n_models}" + (f" split seed {seed0}" if seed0 else "")
+            + (" float32" if float32 else ""))
 
 
 def classification_methods() -> list[str]:
@@ -77,9 +83,10 @@ class Population:
     accuracy: dict[str, np.ndarray]
 
 
-def collect(scenario, models) -> Population:
+def collect(scenario, models, float32: bool = False) -> Population:
     """Score each model of the iterable on forget, retain and test, keeping only the scores;
-    a model whose logits are NaN or infinite raises ``Diverged``."""
+    a model whose logits are NaN or infinite raises ``Diverged``. ``float32``: confidences as
+    the challenge's reference code computes them from float32 logits."""
     scores = {kind: {split: [] for split in SPLITS} for kind in ("s", "margin", "accuracy")}
     for model in models:
         for split in SPLITS:
@@ -90,7 +97,7 @@ def collect(scenario, models) -> Population:
                 raise Diverged(f"the model gives NaN or infinite logits on {broken} of "
                                f"{len(logits)} {split} examples")
             labels = data.targets.numpy()
-            scores["s"][split].append(logit_scaled_confidence(logits, labels))
+            scores["s"][split].append(logit_scaled_confidence(logits, labels, float32))
             scores["margin"][split].append(margins(logits, labels))
             scores["accuracy"][split].append(100.0 * np.mean(logits.argmax(axis=1) == labels))
     arrays = {kind: {split: np.array(values) for split, values in by_split.items()}
@@ -107,14 +114,16 @@ def retrained_models(scenario, n_models: int):
                             "retrained")[0]
 
 
-def population_metrics(scenario, unlearned: Population, retrained: Population
-                       ) -> tuple[dict[str, float], dict[str, tuple]]:
+def population_metrics(scenario, unlearned: Population, retrained: Population,
+                       float32: bool = False) -> tuple[dict[str, float], dict[str, tuple]]:
     """Every population score of ``unlearned`` against ``retrained`` and the per-example
-    values (split, ids, values) they summarise."""
+    values (split, ids, values) they summarise; ``float32``: the challenge's ε as its
+    reference code computes it."""
     n_models = len(unlearned.accuracy["forget"])
     mean = {name: {split: float(population.accuracy[split].mean()) for split in SPLITS}
             for name, population in (("u", unlearned), ("r", retrained))}
-    eps = example_epsilons(unlearned.confidences["forget"], retrained.confidences["forget"])
+    eps = example_epsilons(unlearned.confidences["forget"], retrained.confidences["forget"],
+                           float32=float32)
     quality = forget_quality(eps, n_models)
     values = {"challenge_forget_quality": quality,
               "challenge_score": challenge_score(quality, mean["u"]["retain"], mean["r"]["retain"],
@@ -130,6 +139,9 @@ def population_metrics(scenario, unlearned: Population, retrained: Population
         values[f"ulira_{split}"] = float(attack.mean())
         for stat, value in summarise(divergence).items():
             values[f"klom_{split}_{stat}"] = value
+        gaussian = klom_gaussian(unlearned.margins[split], retrained.margins[split])
+        for stat, value in summarise(gaussian).items():
+            values[f"klom_gaussian_{split}_{stat}"] = value
         per_example[f"ulira_{split}"] = (split, ids[split], attack)
         per_example[f"klom_{split}"] = (split, ids[split], divergence)
     return values, per_example
@@ -149,7 +161,7 @@ def unlearn_seed(scenario, i: int) -> int:
 
 
 def run_method(scenario, method: str, params: dict, n_models: int, retrained: Population,
-               record: RunRecord) -> RunRecord:
+               record: RunRecord, float32: bool = False) -> RunRecord:
     """Unlearn with N seeds, score the population against ``retrained`` into ``record``;
     a failure on any seed fails the record (naming the seed) and raises nothing."""
     start, timings = time.perf_counter(), []
@@ -160,9 +172,10 @@ def run_method(scenario, method: str, params: dict, n_models: int, retrained: Po
         return record
     try:
         unlearned = collect(scenario, unlearned_models(scenario, method, params, n_models,
-                                                       timings))
+                                                       timings), float32)
         stats_start = time.perf_counter()
-        record.metrics, record.per_example = population_metrics(scenario, unlearned, retrained)
+        record.metrics, record.per_example = population_metrics(scenario, unlearned, retrained,
+                                                                float32)
     except Exception as exc:  # noqa: BLE001 -- UserError, Diverged or a bug: recorded, run goes on
         where = f"seed {unlearn_seed(scenario, len(timings))}: " if len(timings) < n_models else ""
         reason = (str(exc) if isinstance(exc, (UserError, Diverged))
@@ -183,11 +196,13 @@ def run_method(scenario, method: str, params: dict, n_models: int, retrained: Po
 def run_population(benchmark: str, method_names: list[str], n_models: int, store: Store,
                    cache: ModelCache | None = None, params: dict[str, dict] | None = None,
                    seed0: int = 0, device: str = "cpu",
-                   on_done: Callable[[RunRecord], None] | None = None) -> dict[str, float]:
+                   on_done: Callable[[RunRecord], None] | None = None,
+                   float32: bool = False) -> dict[str, float]:
     """Score each method's population of ``n_models`` against as many retrained models on a
     classification benchmark; write one record per method (skipping those already stored).
     ``method_names`` may be ``["all"]`` (every classification method); ``params`` holds
-    per-method hyperparameter overrides. Returns counts and the seconds spent obtaining the
+    per-method hyperparameter overrides; ``float32`` computes the challenge's confidences,
+    rates and ε as its reference code does (records under their own name). Returns counts and the seconds spent obtaining the
     retrained population (training it, or loading it from the cache)."""
     from .runner import environment
 
@@ -209,14 +224,15 @@ def run_population(benchmark: str, method_names: list[str], n_models: int, store
         if name not in names:
             raise UserError(f"hyperparameters given for {name!r}, which is not among the methods "
                             f"run ({', '.join(names)})")
-    name = population_name(benchmark, n_models, seed0)
+    name = population_name(benchmark, n_models, seed0, float32)
     records = []
     for method in names:
         resolved = resolve_params(methods.get(method).params,
                                   benchmark_params(spec, method, params.get(method)), method)
         resolved = dataclasses.asdict(resolved) if resolved is not None else {}
         key = content_key({"benchmark": benchmark, "population": n_models, "method": method,
-                           "params": resolved, "seed0": seed0})
+                           "params": resolved, "seed0": seed0}
+                          | ({"float32": True} if float32 else {}))
         records.append(RunRecord(key, name, method, resolved, POPULATION_SEED, "finished"))
     done = store.done_keys()
     pending = [r for r in records if r.key not in done]
@@ -230,11 +246,11 @@ def run_population(benchmark: str, method_names: list[str], n_models: int, store
     versions, commit = environment()
     scenario = build_scenario(spec, seed0, cache or ModelCache(), device)
     start = time.perf_counter()
-    retrained = collect(scenario, retrained_models(scenario, n_models))
+    retrained = collect(scenario, retrained_models(scenario, n_models), float32)
     counts["retrained_seconds"] = time.perf_counter() - start
     for record in pending:
         record.started_at, record.versions, record.git_commit = time.time(), versions, commit
-        run_method(scenario, record.method, record.params, n_models, retrained, record)
+        run_method(scenario, record.method, record.params, n_models, retrained, record, float32)
         store.write(record)
         counts[record.status] += 1
         if on_done:

@@ -274,8 +274,11 @@ def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max
               help="Model cache directory. Default .unlearnbench-cache (or $UNLEARNBENCH_CACHE).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+@click.option("--float32", is_flag=True,
+              help="The challenge's confidences, rates and ε in float32, as its official code "
+                   "computes them (stored as a table of their own).")
 def population(benchmark, method_names, n_models, assignments, seed0, db, cache_dir, device,
-               threads):
+               threads, float32):
     """Score methods as populations: N unlearning seeds against N retrained models
     (NeurIPS 2023 challenge score, U-LiRA, KLoM); one record per method and N."""
     from rich.table import Table
@@ -300,11 +303,11 @@ def population(benchmark, method_names, n_models, assignments, seed0, db, cache_
 
     counts = run_population(benchmark, split_names(method_names), n_models, store,
                             ModelCache(cache_dir), parse_assignments(assignments), seed0, device,
-                            on_done=report)
+                            on_done=report, float32=float32)
     console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
                   f"{counts['skipped']} already in {store.name}; retrained population "
                   f"{counts['retrained_seconds']:.1f} s")
-    name = population_name(benchmark, n_models, seed0)
+    name = population_name(benchmark, n_models, seed0, float32)
     table = Table(title=f"{name} (sorted by challenge score, higher is better)")
     for title in ["Method"] + [title for _, title in COLUMNS]:
         table.add_column(title, justify="left" if title == "Method" else "right", no_wrap=True)

@@ -5,18 +5,18 @@ arrays or strings (generations, references, per-record mean NLLs from the shared
 pass) and returns numbers. Definitions follow /work/shared/reference/metrics.md; the sources
 are TOFU's ``aggregate_stat_eval.py`` (locuslab/tofu, also open-unlearning), MUSE's
 ``knowmem/get_rouge_qa.py`` (jaechan-repo/muse_bench) and ROME's ``n_gram_entropy``
-(``kmeng01/rome``, reused by RWKU). Deviations are stated where they occur:
+(``kmeng01/rome``, reused by RWKU).
 
-- ROUGE-L is computed here, not with the ``rouge_score`` package (not installed). The
-  tokenisation is the package's (lower-case, every run of characters outside ``[a-z0-9]`` is
-  a separator); the optional stemmer is the original Porter (1980) algorithm applied, as in
-  ``rouge_score``, to tokens longer than 3 characters. ``rouge_score`` uses NLTK's Porter
-  stemmer in its default mode, which adds a few extensions to the original algorithm (a
-  handful of irregular forms, ``-ies`` in 4-letter words, ``-logi``, ``-bli``, ``-fulli``,
-  ``-lessli`` in step 2), so a rare word can stem differently.
-- The n-gram entropy tokenises with a regular expression (runs of word characters, and each
-  other non-space character alone) instead of ``nltk.word_tokenize``; the two differ on
-  contractions ("don't": 3 tokens here, "do" + "n't" in NLTK) and a few quote forms.
+ROUGE-L is computed here, without the ``rouge_score`` package, and equals
+``rouge_score.RougeScorer(["rougeL"], use_stemmer=...)`` (tested against the package when it
+is installed): the package's tokenisation (lower-case, every run of characters outside
+``[a-z0-9]`` is a separator, tokens longer than 3 characters stemmed) and its stemmer, NLTK's
+``PorterStemmer`` in its default mode, reimplemented in ``porter_stem``.
+
+One deviation: the n-gram entropy tokenises with a regular expression (runs of word
+characters, and each other non-space character alone) instead of ``nltk.word_tokenize``; the
+two differ on contractions ("don't": 3 tokens here, "do" + "n't" in NLTK) and a few quote
+forms.
 """
 from __future__ import annotations
 
@@ -93,8 +93,7 @@ def rouge_l(prediction: str, reference: str, stem: bool = True) -> tuple[float, 
     ``rouge_score.RougeScorer(["rougeL"]).score(reference, prediction)``.
 
     TOFU reports the recall with stemming on (``use_stemmer=True``); MUSE reports the F1 with
-    stemming off. ``stem`` defaults to TOFU's setting; see the module docstring for how the
-    stemmer deviates from ``rouge_score``'s."""
+    stemming off. ``stem`` defaults to TOFU's setting."""
     pred = rouge_tokens(prediction, stem)
     ref = rouge_tokens(reference, stem)
     if not pred or not ref:
@@ -116,102 +115,131 @@ def rouge_l_f1(prediction: str, reference: str, stem: bool = False) -> float:
     return rouge_l(prediction, reference, stem)[2]
 
 
-# Original Porter (1980) stemmer ---------------------------------------------------------
+# Porter stemmer as NLTK's PorterStemmer in its default mode (what rouge_score uses) ------
 
 
-def _is_consonant(word: str, i: int) -> bool:
-    c = word[i]
-    if c in "aeiou":
-        return False
-    if c == "y":
-        return i == 0 or not _is_consonant(word, i - 1)
-    return True
+# NLTK looks these words up before applying any rule.
+_IRREGULAR = {"skies": "sky", "sky": "sky", "dying": "die", "lying": "lie", "tying": "tie",
+              "news": "news", "innings": "inning", "inning": "inning", "outings": "outing",
+              "outing": "outing", "cannings": "canning", "canning": "canning", "howe": "howe",
+              "proceed": "proceed", "exceed": "exceed", "succeed": "succeed"}
+
+
+def _consonants(word: str) -> list[bool]:
+    """Per letter, whether it is a consonant: not a, e, i, o, u, and a y only when it starts
+    the word or follows a vowel."""
+    flags: list[bool] = []
+    for i, c in enumerate(word):
+        flags.append(c not in "aeiou" and (c != "y" or i == 0 or not flags[i - 1]))
+    return flags
 
 
 def _measure(stem: str) -> int:
     """m in [C](VC)^m[V]: the number of vowel→consonant transitions."""
-    m, previous_vowel = 0, False
-    for i in range(len(stem)):
-        consonant = _is_consonant(stem, i)
-        if consonant and previous_vowel:
-            m += 1
-        previous_vowel = not consonant
-    return m
+    flags = _consonants(stem)
+    return sum(1 for previous, current in zip(flags, flags[1:]) if current and not previous)
 
 
 def _has_vowel(stem: str) -> bool:
-    return any(not _is_consonant(stem, i) for i in range(len(stem)))
+    return not all(_consonants(stem))
 
 
 def _double_consonant(word: str) -> bool:
-    return len(word) >= 2 and word[-1] == word[-2] and _is_consonant(word, len(word) - 1)
+    return len(word) >= 2 and word[-1] == word[-2] and _consonants(word)[-1]
 
 
 def _cvc(word: str) -> bool:
-    """*o: ends consonant–vowel–consonant, the last not w, x or y."""
-    return (len(word) >= 3 and _is_consonant(word, len(word) - 3)
-            and not _is_consonant(word, len(word) - 2) and _is_consonant(word, len(word) - 1)
+    """*o: ends consonant–vowel–consonant, the last not w, x or y; NLTK also counts a
+    two-letter vowel–consonant word."""
+    flags = _consonants(word)
+    if len(word) == 2:
+        return not flags[0] and flags[1]
+    return (len(word) >= 3 and flags[-3] and not flags[-2] and flags[-1]
             and word[-1] not in "wxy")
 
 
-def _replace_longest(word: str, rules: Sequence[tuple[str, str]], condition) -> str:
-    """Apply the rule with the longest matching suffix if ``condition(stem)`` holds (Porter:
-    only the longest match is tried)."""
-    for suffix, replacement in sorted(rules, key=lambda r: -len(r[0])):
+def _first_rule(word: str, rules) -> str:
+    """Apply the first rule whose suffix ``word`` ends with, if ``condition(stem)`` holds;
+    later rules are not tried either way (NLTK's ``_apply_rule_list``)."""
+    for suffix, replacement, condition in rules:
         if word.endswith(suffix):
             stem = word[: len(word) - len(suffix)]
-            return stem + replacement if condition(stem, suffix) else word
+            return stem + replacement if condition(stem) else word
     return word
 
 
-_STEP2 = [("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"),
-          ("izer", "ize"), ("abli", "able"), ("alli", "al"), ("entli", "ent"), ("eli", "e"),
-          ("ousli", "ous"), ("ization", "ize"), ("ation", "ate"), ("ator", "ate"),
-          ("alism", "al"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"),
-          ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble")]
-_STEP3 = [("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"),
-          ("ful", ""), ("ness", "")]
-_STEP4 = [(s, "") for s in ("al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement",
-                            "ment", "ent", "ion", "ou", "ism", "ate", "iti", "ous", "ive",
-                            "ize")]
+def _m_positive(stem: str) -> bool:
+    return _measure(stem) > 0
+
+
+def _m_above_one(stem: str) -> bool:
+    return _measure(stem) > 1
+
+
+_STEP2 = [(s, r, _m_positive) for s, r in (
+    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"), ("izer", "ize"),
+    ("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous"),
+    ("ization", "ize"), ("ation", "ate"), ("ator", "ate"), ("alism", "al"), ("iveness", "ive"),
+    ("fulness", "ful"), ("ousness", "ous"), ("aliti", "al"), ("iviti", "ive"),
+    ("biliti", "ble"), ("fulli", "ful"))]
+# NLTK's -logi -> -log measures the stem with the "l" kept
+_STEP2.append(("logi", "log", lambda stem: _measure(stem + "l") > 0))
+_STEP3 = [(s, r, _m_positive) for s, r in (
+    ("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"),
+    ("ful", ""), ("ness", ""))]
+_STEP4 = [(s, "", _m_above_one) for s in (
+    "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent")]
+_STEP4.append(("ion", "", lambda stem: _measure(stem) > 1 and stem[-1] in "st"))
+_STEP4 += [(s, "", _m_above_one) for s in ("ou", "ism", "ate", "iti", "ous", "ive", "ize")]
+
+
+def _step1a(word: str) -> str:
+    if len(word) == 4 and word.endswith("ies"):  # NLTK: "ties" -> "tie"
+        return word[:-1]
+    if word.endswith(("sses", "ies")):  # -sses -> -ss, -ies -> -i
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _step1b(word: str) -> str:
+    if word.endswith("ied"):  # NLTK: "tied" -> "tie", "cried" -> "cri"
+        return word[:-1] if len(word) == 4 else word[:-2]
+    if word.endswith("eed"):
+        return word[:-1] if _measure(word[:-3]) > 0 else word
+    for suffix in ("ed", "ing"):
+        if word.endswith(suffix) and _has_vowel(word[: -len(suffix)]):
+            word = word[: -len(suffix)]
+            if word.endswith(("at", "bl", "iz")):
+                return word + "e"
+            if _double_consonant(word):
+                return word if word[-1] in "lsz" else word[:-1]
+            return word + "e" if _measure(word) == 1 and _cvc(word) else word
+    return word
+
+
+def _step2(word: str) -> str:
+    if word.endswith("alli") and _measure(word[:-4]) > 0:  # NLTK: -alli -> -al, then again
+        return _step2(word[:-2])
+    return _first_rule(word, _STEP2)
 
 
 def porter_stem(word: str) -> str:
-    """The original Porter (1980) suffix-stripping algorithm on a lower-case word."""
+    """Porter's suffix-stripping algorithm on a lower-case word, exactly as NLTK's
+    ``PorterStemmer()`` in its default mode (NLTK_EXTENSIONS) stems it: the original (1980)
+    rules with NLTK's changes (irregular forms, -ies/-ied in 4-letter words, y -> i only after
+    a consonant, -bli, -alli, -fulli, -logi, a two-letter *o)."""
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     if len(word) <= 2:
         return word
-    # Step 1a
-    if word.endswith(("sses", "ies")):  # -sses -> -ss, -ies -> -i
-        word = word[:-2]
-    elif word.endswith("ss"):
-        pass
-    elif word.endswith("s"):
-        word = word[:-1]
-    # Step 1b
-    if word.endswith("eed"):
-        if _measure(word[:-3]) > 0:
-            word = word[:-1]
-    else:
-        for suffix in ("ed", "ing"):
-            if word.endswith(suffix) and _has_vowel(word[: -len(suffix)]):
-                word = word[: -len(suffix)]
-                if word.endswith(("at", "bl", "iz")):
-                    word += "e"
-                elif _double_consonant(word) and word[-1] not in "lsz":
-                    word = word[:-1]
-                elif _measure(word) == 1 and _cvc(word):
-                    word += "e"
-                break
-    # Step 1c
-    if word.endswith("y") and _has_vowel(word[:-1]):
+    word = _step1b(_step1a(word))
+    # Step 1c (NLTK): y -> i after a consonant that is not the word's first letter
+    if word.endswith("y") and len(word) > 2 and _consonants(word)[-2]:
         word = word[:-1] + "i"
-    # Steps 2 and 3
-    word = _replace_longest(word, _STEP2, lambda stem, _: _measure(stem) > 0)
-    word = _replace_longest(word, _STEP3, lambda stem, _: _measure(stem) > 0)
-    # Step 4
-    word = _replace_longest(
-        word, _STEP4,
-        lambda stem, suffix: _measure(stem) > 1 and (suffix != "ion" or stem.endswith(("s", "t"))))
+    word = _first_rule(_step2(word), _STEP3)
+    word = _first_rule(word, _STEP4)
     # Step 5a
     if word.endswith("e"):
         stem = word[:-1]

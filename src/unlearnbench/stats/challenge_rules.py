@@ -36,11 +36,12 @@ def single_threshold_best(pos, neg, delta):
     return _best(false_negatives, false_positives, pos.shape[1], neg.shape[1], delta)
 
 
-def double_threshold_best(peaky, other, delta):
+def double_threshold_best(peaky, other, delta, dtype=np.float64):
     """Best ε per row over intervals [left, right] that predict the peakier population: its
     range w is the width; right thresholds 100 per unit from (min + w − 2) to (max + 2) of the
     peakier scores; for each right r, 400 left thresholds evenly spaced on [r − w − 2, r − w + 2].
-    (The right grid spans 4 units up to rounding, so it holds 400 or 401 thresholds.)"""
+    (The right grid spans 4 units up to rounding, so it holds 400 or 401 thresholds.) Rates
+    and ε in ``dtype`` (see ``rule_table``)."""
     low, high = peaky.min(axis=1), peaky.max(axis=1)
     w = high - low
     right_low, right_high = low + w - BUFFER, high + BUFFER
@@ -49,11 +50,11 @@ def double_threshold_best(peaky, other, delta):
     for count in np.unique(num):
         rows = num == count
         best[rows] = _double_best(peaky[rows], other[rows], right_low[rows], right_high[rows],
-                                  w[rows], int(count), delta)
+                                  w[rows], int(count), delta, dtype)
     return best
 
 
-def _double_best(peaky, other, right_low, right_high, w, count, delta):
+def _double_best(peaky, other, right_low, right_high, w, count, delta, dtype):
     """``double_threshold_best`` for rows whose right grid has ``count`` thresholds.
 
     Left threshold j of right threshold i lies (up to rounding) on a lattice:
@@ -92,7 +93,7 @@ def _double_best(peaky, other, right_low, right_high, w, count, delta):
         inside.append(np.maximum(count_in, 0, out=count_in))
     inside[0] -= peaky.shape[1]   # −(false negatives) of the peakier population
     return _best(np.negative(inside[0], out=inside[0]), inside[1], peaky.shape[1],
-                 other.shape[1], delta)
+                 other.shape[1], delta, dtype)
 
 
 def _correct_at_lattice(count_in, row, value, point, left_low, left_high, per_i, per_j):
@@ -159,23 +160,26 @@ def _settle(position, near, values, start, stop, num, inclusive):
     position[where] = p
 
 
-def rule_table(n_positive, n_negative, delta):
+def rule_table(n_positive, n_negative, delta, dtype=np.float64):
     """ε of a rule by its (false negatives, false positives) counts: ∞ when both are 0, NaN
     (discarded) when only one is, else max(log(1 − δ − FPR) − log FNR, log(1 − δ − FNR) −
-    log FPR) over the terms that are defined, clipped at 0 (NaN when neither is)."""
-    fnr = np.arange(n_positive + 1)[:, None] / n_positive
-    fpr = np.arange(n_negative + 1)[None, :] / n_negative
+    log FPR) over the terms that are defined, clipped at 0 (NaN when neither is). Rates, 1 − δ
+    and ε in ``dtype``: float32 is how the reference code computes them (rates as torch means
+    of float32 indicators, then NumPy on those float32 arrays)."""
+    fnr = np.arange(n_positive + 1, dtype=dtype)[:, None] / dtype(n_positive)
+    fpr = np.arange(n_negative + 1, dtype=dtype)[None, :] / dtype(n_negative)
+    keep = dtype(1 - delta)
     with np.errstate(divide="ignore", invalid="ignore"):
-        eps = np.clip(np.fmax(np.log(1 - delta - fpr) - np.log(fnr),
-                              np.log(1 - delta - fnr) - np.log(fpr)), 0.0, None)
+        eps = np.clip(np.fmax(np.log(keep - fpr) - np.log(fnr),
+                              np.log(keep - fnr) - np.log(fpr)), dtype(0), None)
     eps[(fnr == 0) != (fpr == 0)] = np.nan
     eps[0, 0] = np.inf
     return eps
 
 
-def _best(false_negatives, false_positives, n_positive, n_negative, delta):
+def _best(false_negatives, false_positives, n_positive, n_negative, delta, dtype=np.float64):
     """The largest rule ε of each row (rules along the other axes), NaN if all are discarded."""
     index = false_negatives * np.int32(n_negative + 1)
     index += false_positives
-    eps = rule_table(n_positive, n_negative, delta).ravel()[index.ravel()]
+    eps = rule_table(n_positive, n_negative, delta, dtype).ravel()[index.ravel()]
     return np.fmax.reduce(eps.reshape(len(index), -1), axis=1)

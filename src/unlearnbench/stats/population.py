@@ -2,13 +2,19 @@
 
 Definitions: ../shared/reference/metrics.md, "NeurIPS 2023 Machine Unlearning Challenge
 score" (reference code google-deepmind/unlearning_evaluation, metric.py and main.py) and
-"Population statistics beyond the challenge" (U-LiRA, KLoM). Arrays are (models, examples)
-and every computation is float64 NumPy, vectorised over examples and decision thresholds.
+"Population statistics beyond the challenge" (U-LiRA, KLoM: reference code
+RoyRin/data-unlearning-bench, unlearning_bench/eval.py). Arrays are (models, examples) and
+every computation is NumPy, vectorised over examples and decision thresholds.
 
-Where this differs from the reference code:
-- single-threshold grids are float64 ``numpy.linspace`` (the reference builds them with
-  ``torch.linspace`` in the default float32) and the rates and ε are float64 (float32 there);
-  a difference needs a model's score within float32 rounding of a threshold;
+The challenge's ε, where this differs from the reference code by default:
+- the reference computes in float32 in three places: the exponentials of the confidences
+  (``np.exp`` of the float32 logits, then float64), the single-threshold grid
+  (``torch.linspace`` in the default float32) and the rates and ε (torch means of float32
+  indicators, then NumPy on those); here all three are float64. An ε can therefore differ in
+  its last float32 digits, or where a score lies within float32 rounding of a threshold, and
+  in rare cases that moves it across a bucket boundary (a multiple of 0.5) and changes F.
+  ``float32=True`` (``logit_scaled_confidence``, ``example_epsilons``; ``unlearnbench
+  population --float32``) computes those three as the reference does;
 - both populations constant (the reference divides 0 by 0 and then fails its own assertion):
   ε = 0 when they hold the same value, ``EPSILON_CAP`` when they differ;
 - an example whose every decision rule is discarded (the reference asserts this never
@@ -25,14 +31,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.stats
 
-from .challenge_rules import double_threshold_best, single_threshold_best
+from .challenge_rules import (
+    THRESHOLDS_PER_UNIT,
+    double_threshold_best,
+    rule_table,
+    single_threshold_best,
+)
 
 DELTA = 1e-5
 EPSILON_CAP = 50.0
 RANGE_RATIO_CAP = 0.01  # (smaller range) / (larger range) below this: ε = EPSILON_CAP outright
 BUCKET_WIDTH = 0.5
-# Gaussian fits (U-LiRA, KLoM) floor the variance here: a method whose models all agree (the
+# KLoM's histogram, as the reference code bins: margins clipped to ±KLOM_CLIP, KLOM_BINS equal
+# bins over the joint range, retrained shares floored at KLOM_FLOOR where unlearned ones are > 0.
+KLOM_CLIP = 100.0
+KLOM_BINS = 20
+KLOM_FLOOR = 1e-5
+# Gaussian fits (U-LiRA, the Gaussian KLoM) floor the variance here: a method whose models all agree (the
 # no-op `original`) has zero spread, and σ ≥ 1e-3 (in units of s or of the margin) keeps the
 # likelihoods and the KL finite while still far below any real seed-to-seed spread.
 VARIANCE_FLOOR = 1e-6
@@ -40,13 +57,15 @@ VARIANCE_FLOOR = 1e-6
 EXAMPLES_PER_CHUNK = 12
 
 
-def logit_scaled_confidence(logits, labels) -> np.ndarray:
+def logit_scaled_confidence(logits, labels, float32: bool = False) -> np.ndarray:
     """s = log p_y − log Σ_{k≠y} p_k per example (LiRA's logit scaling), softmax in float64
     after subtracting the largest logit, 1e-45 added inside both logs. ``logits`` (..., C),
-    ``labels`` (...) -> (...)."""
-    z = np.asarray(logits, np.float64)
+    ``labels`` (...) -> (...). ``float32``: the logits are taken as float32 and the shift and
+    exponentials computed in float32, the rest in float64, as the reference code does with a
+    network's float32 logits."""
+    z = np.asarray(logits, np.float32 if float32 else np.float64)
     z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
+    p = np.exp(z).astype(np.float64)
     p /= p.sum(axis=-1, keepdims=True)
     correct = np.take_along_axis(p, _label_index(labels, z), axis=-1)[..., 0]
     wrong = np.where(_label_mask(labels, z), 0.0, p).sum(axis=-1)
@@ -54,10 +73,13 @@ def logit_scaled_confidence(logits, labels) -> np.ndarray:
 
 
 def margins(logits, labels) -> np.ndarray:
-    """Correct-class logit minus the largest other logit (KLoM's margin), (..., C) -> (...)."""
+    """KLoM's margin, as the reference's ``get_margin``: the correct-class logit minus the
+    logsumexp of the other logits (float64, shifted by their largest), (..., C) -> (...)."""
     z = np.asarray(logits, np.float64)
     correct = np.take_along_axis(z, _label_index(labels, z), axis=-1)[..., 0]
-    return correct - np.where(_label_mask(labels, z), -np.inf, z).max(axis=-1)
+    others = np.where(_label_mask(labels, z), -np.inf, z)
+    top = others.max(axis=-1, keepdims=True)
+    return correct - (top[..., 0] + np.log(np.exp(others - top).sum(axis=-1)))
 
 
 def _label_index(labels, z):
@@ -79,10 +101,13 @@ def check_finite(values: np.ndarray, what: str) -> None:
                          "logits; score models whose logits are finite")
 
 
-def example_epsilons(unlearned, retrained, delta: float = DELTA) -> np.ndarray:
+def example_epsilons(unlearned, retrained, delta: float = DELTA, float32: bool = False
+                     ) -> np.ndarray:
     """The challenge's per-example ε from the logit-scaled confidences of the unlearned
     (N_u, E) and retrained (N_r, E) populations (metrics.md steps 2-4): the best privacy
-    loss over single- and double-threshold decision rules, clipped to [0, EPSILON_CAP]."""
+    loss over single- and double-threshold decision rules, clipped to [0, EPSILON_CAP].
+    ``float32``: single-threshold grid, rates and ε in float32 as the reference code computes
+    them (the returned ε are float32; the confidences themselves stay float64 there too)."""
     u, r = np.asarray(unlearned, np.float64), np.asarray(retrained, np.float64)
     if u.ndim != 2 or r.ndim != 2 or u.shape[1] != r.shape[1] or min(len(u), len(r)) < 2:
         raise ValueError(f"need (models, examples) arrays with the same examples and at least "
@@ -94,7 +119,9 @@ def example_epsilons(unlearned, retrained, delta: float = DELTA) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         capped = smaller / larger < RANGE_RATIO_CAP
     constant = larger == 0
-    eps = np.where(capped, EPSILON_CAP, 0.0)
+    dtype = np.float32 if float32 else np.float64
+    single = _single_threshold_best_float32 if float32 else single_threshold_best
+    eps = np.where(capped, EPSILON_CAP, 0.0).astype(dtype)
     eps[constant] = np.where(u[0, constant] == r[0, constant], 0.0, EPSILON_CAP)
     retrain_positive = np.median(r, axis=0) > np.median(u, axis=0)
     # the double-threshold rules call the peakier population positive (the negative one
@@ -110,10 +137,31 @@ def example_epsilons(unlearned, retrained, delta: float = DELTA) -> np.ndarray:
             peaky, other = (pos, neg) if peaky_positive else (neg, pos)
             for at in range(0, len(columns), EXAMPLES_PER_CHUNK):
                 part = columns[at:at + EXAMPLES_PER_CHUNK]
-                best = np.fmax(single_threshold_best(pos[:, part].T, neg[:, part].T, delta),
-                               double_threshold_best(peaky[:, part].T, other[:, part].T, delta))
+                best = np.fmax(single(pos[:, part].T, neg[:, part].T, delta),
+                               double_threshold_best(peaky[:, part].T, other[:, part].T, delta,
+                                                     dtype))
                 eps[part] = np.where(np.isnan(best), 0.0, best)
-    return np.clip(eps, 0.0, EPSILON_CAP)
+    return np.clip(eps, dtype(0), dtype(EPSILON_CAP))
+
+
+def _single_threshold_best_float32(pos, neg, delta):
+    """``single_threshold_best`` on the reference's own grid: per row, ``torch.linspace`` in
+    float32 over [min, max] of the pooled scores (its arithmetic differs from NumPy's, so the
+    thresholds are built, not counted on), compared with the float64 scores; rates and ε in
+    float32."""
+    import torch
+
+    table = rule_table(pos.shape[1], neg.shape[1], delta, np.float32)
+    pos, neg = np.sort(pos, axis=1), np.sort(neg, axis=1)
+    best = np.empty(len(pos), np.float32)
+    for row, (p, n) in enumerate(zip(pos, neg)):
+        low, high = min(p[0], n[0]), max(p[-1], n[-1])
+        count = int(np.ceil((high - low) * THRESHOLDS_PER_UNIT))
+        thresholds = torch.linspace(low, high, count, dtype=torch.float32).numpy().astype(np.float64)
+        false_negatives = np.searchsorted(p, thresholds, side="left")         # p < t
+        false_positives = len(n) - np.searchsorted(n, thresholds, side="left")  # n >= t
+        best[row] = np.fmax.reduce(table[false_negatives, false_positives])
+    return best
 
 
 def forget_quality(epsilons, n_models: int) -> float:
@@ -182,10 +230,52 @@ def gaussian_kl(mean_p, var_p, mean_q, var_q):
 
 
 def klom(unlearned_margins, retrained_margins) -> np.ndarray:
-    """KLoM per example: KL(unlearned ‖ retrained) between Gaussians fitted (mean, unbiased
-    variance floored at VARIANCE_FLOOR) to the margins of each population. (N_u, E), (N_r, E)
-    -> (E,); 0 = the same distribution. (The closed form, one of metrics.md's options; the
-    data-unlearning-bench code bins both populations' margins into shared histograms.)"""
+    """KLoM per example as the reference code computes it (``compute_binned_KL_div`` called by
+    ``kl_from_margins`` in data-unlearning-bench's eval.py), vectorised over examples:
+    KL(unlearned ‖ retrained) of the two populations' margins (``margins``) binned in shared
+    histograms. As there: both clipped to [−KLOM_CLIP, KLOM_CLIP]; KLOM_BINS equal bins from
+    ``numpy.linspace`` over the joint [min, max] (max = min + 1 when they are equal); a margin
+    falls in bin i when edge i ≤ margin < edge i + 1 (``numpy.digitize``), so margins equal
+    to the joint maximum fall in no bin; each population's counts divided by its binned total;
+    the retrained shares raised to KLOM_FLOOR where the unlearned share is positive; then
+    ``scipy.stats.entropy``, which normalises both again. (N_u, E), (N_r, E) -> (E,); 0 = the
+    same histogram.
+
+    One difference: when every unlearned margin equals the joint maximum (a constant
+    population at or above every retrained margin, as the no-op ``original`` gives), the
+    reference bins none of them and returns NaN (0/0); here they count in the last bin, as
+    ``numpy.histogram`` counts its right edge, so such an example scores as separated. The
+    reference's margins come from float32 logits (its bin edges are float32 then); here they
+    are float64, so a margin within float32 rounding of an edge may fall in the next bin."""
+    u, r = np.asarray(unlearned_margins, np.float64), np.asarray(retrained_margins, np.float64)
+    check_finite(u, "unlearned population's margins")
+    check_finite(r, "retrained population's margins")
+    u, r = np.clip(u, -KLOM_CLIP, KLOM_CLIP), np.clip(r, -KLOM_CLIP, KLOM_CLIP)
+    low = np.minimum(u.min(axis=0), r.min(axis=0))
+    high = np.maximum(u.max(axis=0), r.max(axis=0))
+    high = np.where(low >= high, low + 1, high)
+    edges = np.linspace(low, high, KLOM_BINS + 1, axis=-1)                  # (E, bins + 1)
+    p, q = _bin_shares(u, edges), _bin_shares(r, edges)
+    empty = p.sum(axis=1) == 0
+    p[empty, -1] = 1.0
+    q = np.where(p > 0, np.maximum(q, KLOM_FLOOR), q)
+    return scipy.stats.entropy(p, q, axis=1)
+
+
+def _bin_shares(values, edges):
+    """Share of each column's values (models, examples) in each bin of its row of ``edges``,
+    binned as ``numpy.digitize`` places them (edges[i] ≤ v < edges[i + 1]); the divisor is the
+    number binned, and a column with none binned gets zeros. -> (examples, bins)."""
+    index = (values[:, :, None] >= edges[None]).sum(axis=2)      # numpy.digitize, per column
+    counts = (index[:, :, None] == np.arange(1, edges.shape[1])).sum(axis=0)
+    total = counts.sum(axis=1, keepdims=True)
+    return counts / np.maximum(total, 1)
+
+
+def klom_gaussian(unlearned_margins, retrained_margins) -> np.ndarray:
+    """KLoM's Gaussian variant (metrics.md: a useful extra, not the reference): KL(unlearned ‖
+    retrained) between Gaussians fitted (mean, unbiased variance floored at VARIANCE_FLOOR) to
+    the margins of each population, in closed form. (N_u, E), (N_r, E) -> (E,)."""
     u, r = np.asarray(unlearned_margins, np.float64), np.asarray(retrained_margins, np.float64)
     check_finite(u, "unlearned population's margins")
     check_finite(r, "retrained population's margins")
