@@ -11,7 +11,7 @@ from unlearnbench.stats.population import (
     example_epsilons,
     forget_quality,
     gaussian_kl,
-    klom,
+    klom_gaussian,
     logit_scaled_confidence,
     margins,
     summarise,
@@ -143,10 +143,12 @@ def test_logit_scaled_confidence_and_margin_by_hand():
     assert s[0] == pytest.approx(math.log(p[0]) - math.log(p[1] + p[2]))
     assert s[1] == pytest.approx(math.log(1 / 3) - math.log(2 / 3))
     assert s[2] == pytest.approx(math.log(1e-45), rel=1e-3)  # p_y underflows: the 1e-45 guard
-    np.testing.assert_allclose(margins(logits, labels), [1.0, 0.0, -1000.0])
+    # correct logit − logsumexp of the others
+    margin = [2 - math.log(math.e + 1), -math.log(2), -1000.0]
+    np.testing.assert_allclose(margins(logits, labels), margin, rtol=1e-12)
     # leading model axis: (models, examples, classes)
     stacked = np.stack([logits, logits + 1])
-    np.testing.assert_allclose(margins(stacked, labels), [[1.0, 0.0, -1000.0]] * 2)
+    np.testing.assert_allclose(margins(stacked, labels), [margin] * 2, rtol=1e-12)
 
 
 def test_gaussian_kl_closed_form_and_klom():
@@ -155,7 +157,7 @@ def test_gaussian_kl_closed_form_and_klom():
     assert gaussian_kl(1.0, 1.0, 0.0, 4.0) == pytest.approx(math.log(2) + 0.25 - 0.5)
     unlearned = np.array([[0.0, 5.0], [2.0, 5.0], [4.0, 5.0]])     # mean 2, var 4 | constant
     retrained = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 2.0]])     # mean 2, var 1 | mean 1
-    kl = klom(unlearned, retrained)
+    kl = klom_gaussian(unlearned, retrained)
     assert kl[0] == pytest.approx(0.5 * (math.log(1 / 4) + 4 - 1))
     floor = VARIANCE_FLOOR
     assert kl[1] == pytest.approx(0.5 * (math.log(1 / floor) + floor + 16 - 1))

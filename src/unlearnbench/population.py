@@ -202,8 +202,9 @@ def run_population(benchmark: str, method_names: list[str], n_models: int, store
     classification benchmark; write one record per method (skipping those already stored).
     ``method_names`` may be ``["all"]`` (every classification method); ``params`` holds
     per-method hyperparameter overrides; ``float32`` computes the challenge's confidences,
-    rates and ε as its reference code does (records under their own name). Returns counts and the seconds spent obtaining the
-    retrained population (training it, or loading it from the cache)."""
+    rates and ε as its reference code does (records under their own name). Returns counts
+    and the seconds spent obtaining the retrained population (training it, or loading it from
+    the cache)."""
     from .runner import environment
 
     spec = get_spec(benchmark)

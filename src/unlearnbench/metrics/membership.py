@@ -6,7 +6,8 @@ Every attack scores forget records (members of the target's training data) again
 records (never trained on) and reports the AUC in the member orientation: 1.0 when every
 forget record looks more like a member than every holdout record (the target), about 0.5 for
 a model that never saw either (the retain model), with a 95% bootstrap interval (1,000
-resamples, seed 0). PrivLeak follows MUSE's orientation instead (see ``privleak``)."""
+resamples, seed 0). PrivLeak follows MUSE's orientation instead, holdout labelled positive
+(see ``text_scores.privleak``): a leaking model scores negative."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,14 +33,18 @@ def attack_scores(ev: Evaluation, split: str, attack: str) -> np.ndarray:
     if attack == "gradnorm":  # a backward pass per record, by definition
         return gradnorm_scores(ev.scenario.task, ev.model, ev.scenario.splits[split])
     stats = ev.output(split, "token_statistics")
+    # LOSS, zlib and the reference attack read the mean NLL with the closing <eos>, as
+    # open-unlearning's do; Min-K% and Min-K%++ read the text's own tokens only, as
+    # open-unlearning's and MUSE's do
+    text = stats.text_only()
     if attack == "loss":
         return loss_score(stats.log_probs, stats.offsets)
     if attack == "zlib":
         return zlib_score(stats.log_probs, stats.offsets, scored_texts(ev, split))
     if attack == "mink":
-        return min_k_score(stats.log_probs, stats.offsets, MIN_K)
+        return min_k_score(text.log_probs, text.offsets, MIN_K)
     if attack == "minkpp":
-        return min_k_plus_plus_score(stats.log_probs, stats.mu, stats.sigma, stats.offsets, MIN_K)
+        return min_k_plus_plus_score(text.log_probs, text.mu, text.sigma, text.offsets, MIN_K)
     if attack == "reference":  # calibrated by the retain model's NLL of the same record
         reference = ev.reference.output(split, "token_statistics")
         return reference_score(stats.mean_nll(), reference.mean_nll())
@@ -75,16 +80,17 @@ for _attack, _description in ATTACKS.items():
                   group="muse")
 def privleak_metric(ev: Evaluation) -> MetricResult:
     """MUSE PrivLeak: relative Min-K% AUC difference to the retain model, x100 (0 is ideal)."""
-    # MUSE's AUC is P(forget looks less like a member than holdout) = 1 − the member AUC, so
-    # the target, whose forget set clearly looks trained on, scores near −100.
+    # MUSE labels holdout 1 and forget 0 and scores with the Min-K% log-likelihood, so its
+    # AUC is P(holdout looks more like a member than forget) = 1 − our member AUC (ties
+    # count ½ in both): a leaking model scores strongly negative, the target near −100.
     ours, theirs = ev.value("mia_mink").value, ev.reference.value("mia_mink").value
     return MetricResult(privleak(1 - ours, 1 - theirs))
 
 
 def _memorisation(name: str, per_record, doc: str) -> None:
     def metric(ev: Evaluation) -> MetricResult:
-        stats = ev.output("forget", "token_statistics")
-        values = per_record(stats.hit, stats.offsets)
+        text = ev.output("forget", "token_statistics").text_only()
+        values = per_record(text.hit, text.offsets)
         return MetricResult(float(np.nanmean(values)), "forget", ev.ids("forget"), values)
 
     metric.__doc__ = doc
@@ -93,7 +99,7 @@ def _memorisation(name: str, per_record, doc: str) -> None:
 
 
 _memorisation("forget_em", exact_memorisation, "Exact memorisation: share of forget answer "
-              "tokens whose teacher-forced argmax is right.")
+              "tokens (without <eos>) whose teacher-forced argmax is right.")
 _memorisation("forget_es", extraction_strength, "Extraction strength on forget: 1 - k*/length, "
               "k* the prefix after which all is argmax.")
 

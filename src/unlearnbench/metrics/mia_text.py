@@ -1,7 +1,7 @@
 """Membership inference and memorisation scores for language models, per record.
 
 Pure functions over the packed per-token statistics of one teacher-forced forward pass
-(see ``next_token_stats``): for the T scored tokens of N records,
+(``LanguageTask.token_statistics``): for the T scored tokens of N records,
 
 - ``log_probs`` (T,): log p(y_t) of the true token;
 - ``mu`` (T,) = Σ_v p_v log p_v and ``sigma`` (T,) = sqrt(Σ_v p_v (log p_v)² − mu²) of the
@@ -15,10 +15,15 @@ nonmember score), ties counted ½: 0.5 = indistinguishable, 1 = every member ran
 every non-member. The reference code (open-unlearning ``src/evals/metrics/mia``) scores the
 other way round (a loss-like "non-member" score, e.g. Min-K returns −mean(lowest log p)) and
 labels forget 0 / holdout 1 in ``roc_auc_score``; the two conventions give the same AUC.
-MUSE's PrivLeak uses the Min-K% (k = 0.4) AUC of forget (members) versus holdout texts.
+MUSE's PrivLeak uses the Min-K% (k = 0.4) AUC of forget versus holdout texts in MUSE's own
+orientation, holdout labelled positive: 1 − ``auc(forget, holdout)`` (see
+``text_scores.privleak``).
 
 A record without scored tokens gets NaN from every per-record function; ``auc`` drops NaN
-scores. (With the language task every record has at least its closing <eos> scored.)
+scores. Which tokens are scored is the caller's choice: ``membership.py`` gives Min-K%,
+Min-K%++, EM and ES a record's text tokens without the closing <eos> (``TokenStats.text_only``;
+open-unlearning drops the last label, MUSE's texts have no <eos>), so a record with an empty
+text gets NaN there; LOSS, zlib and the reference attack read the mean NLL with the <eos>.
 
 Sources: Shokri/Yeom LOSS; Carlini et al. 2021 (zlib); Shi et al. 2024 (Min-K% Prob,
 swj0419/detect-pretrain-code, used by MUSE); Zhang et al. 2024 (Min-K%++,

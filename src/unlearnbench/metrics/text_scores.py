@@ -346,9 +346,16 @@ def model_utility(values: Iterable[float]) -> float:
 
 
 def privleak(auc_unlearned: float, auc_retain: float) -> float:
-    """MUSE's PrivLeak = (AUC_u − AUC_R) / AUC_R × 100, each AUC that of the Min-K% (k=0.4)
-    attack separating forget (members) from holdout texts. 0 is ideal; large positive =
-    over-unlearned, large negative = still leaking."""
+    """MUSE's PrivLeak = (AUC_u − AUC_R) / AUC_R × 100: the unlearned model's AUC relative to
+    the retain model's, each the AUC of the Min-K% (k = 0.4) attack on forget versus holdout
+    texts **in MUSE's orientation**, holdout labelled positive: P(a holdout text looks more
+    like training data than a forget text), i.e. 1 − ``mia_text.auc(forget, holdout)``.
+
+    Pass AUCs in that orientation (``membership.privleak_metric`` does): then 0 is ideal, a
+    model still leaking its forget set (forget looks trained on, AUC near 0) is strongly
+    negative, the target near −100 as in MUSE's tables, and an over-unlearned one (forget
+    looks less trained on than never-seen holdout) positive. Member-oriented AUCs would flip
+    the reading: PrivLeak would be ((1 − A_R) − (1 − A_u)) / (1 − A_R) × 100 instead."""
     return (float(auc_unlearned) - float(auc_retain)) / float(auc_retain) * 100.0
 
 

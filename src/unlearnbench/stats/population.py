@@ -20,6 +20,9 @@ The challenge's ε, where this differs from the reference code by default:
 - an example whose every decision rule is discarded (the reference asserts this never
   happens): ε = 0, no rule of the family tells the populations apart.
 
+KLoM follows its reference code step by step (``klom`` says how, and the one input on which
+the reference returns NaN); ``klom_gaussian`` is a closed-form variant, not the reference.
+
 Reading F: even two populations from one distribution rarely score 1. A threshold with k
 models of one population and one of the other above it scores ε ≈ ln(k − N·δ) whatever N,
 so with δ = 1e-5 such tail counts give ε ≈ 1-1.5 and F ≈ 0.2 at any affordable N; F tends to
@@ -49,8 +52,8 @@ BUCKET_WIDTH = 0.5
 KLOM_CLIP = 100.0
 KLOM_BINS = 20
 KLOM_FLOOR = 1e-5
-# Gaussian fits (U-LiRA, the Gaussian KLoM) floor the variance here: a method whose models all agree (the
-# no-op `original`) has zero spread, and σ ≥ 1e-3 (in units of s or of the margin) keeps the
+# Gaussian fits (U-LiRA, the Gaussian KLoM) floor the variance here: a method whose models all
+# agree (the no-op `original`) has zero spread, and σ ≥ 1e-3 (in units of s or of the margin) keeps the
 # likelihoods and the KL finite while still far below any real seed-to-seed spread.
 VARIANCE_FLOOR = 1e-6
 # Examples per chunk: each holds ~160k double-threshold rules (a few arrays of that size).
@@ -157,7 +160,8 @@ def _single_threshold_best_float32(pos, neg, delta):
     for row, (p, n) in enumerate(zip(pos, neg)):
         low, high = min(p[0], n[0]), max(p[-1], n[-1])
         count = int(np.ceil((high - low) * THRESHOLDS_PER_UNIT))
-        thresholds = torch.linspace(low, high, count, dtype=torch.float32).numpy().astype(np.float64)
+        thresholds = torch.linspace(low, high, count, dtype=torch.float32).numpy()
+        thresholds = thresholds.astype(np.float64)   # compared with float64 scores, as there
         false_negatives = np.searchsorted(p, thresholds, side="left")         # p < t
         false_positives = len(n) - np.searchsorted(n, thresholds, side="left")  # n >= t
         best[row] = np.fmax.reduce(table[false_negatives, false_positives])

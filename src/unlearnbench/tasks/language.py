@@ -44,15 +44,19 @@ class TextBatch:
 @dataclass
 class TokenStats:
     """One forward pass over a text set, per scored token (answer tokens and the closing
-    ``<eos>``; a document's every token), packed: record i owns ``[offsets[i], offsets[i+1])``.
-    Every likelihood metric reads these (probability, truth ratio, LOSS, zlib, Min-K%,
-    Min-K%++, exact memorisation, extraction strength), so none needs a pass of its own."""
+    ``<eos>``; a document's every token and its ``<eos>``), packed: record i owns
+    ``[offsets[i], offsets[i+1])``. Every likelihood metric reads these (probability, truth
+    ratio, LOSS, zlib, Min-K%, Min-K%++, exact memorisation, extraction strength), so none
+    needs a pass of its own. TOFU's probability and the NLL-based attacks score the closing
+    ``<eos>`` (TOFU's labels end with one); Min-K%, Min-K%++, EM and ES score the text's own
+    tokens only (``text_only``), as open-unlearning and MUSE do."""
 
     log_probs: np.ndarray  # log p(y_t), teacher-forced
     mu: np.ndarray         # Σ_v p_v log p_v of the next-token distribution (Min-K%++)
     sigma: np.ndarray      # its standard deviation of log p_v under p
     hit: np.ndarray        # argmax_v p_v == y_t
     offsets: np.ndarray
+    closing: np.ndarray    # y_t is the <eos> closing its record (not part of the text)
 
     def per_record(self, values: np.ndarray) -> list[np.ndarray]:
         return np.split(values, self.offsets[1:-1])
@@ -63,6 +67,13 @@ class TokenStats:
             else np.zeros(len(self.offsets) - 1)
         lengths = np.diff(self.offsets)
         return np.where(lengths > 0, sums / np.maximum(lengths, 1), 0.0)
+
+    def text_only(self) -> "TokenStats":
+        """The same statistics without the closing ``<eos>`` positions."""
+        keep = ~self.closing
+        dropped_before = np.concatenate([[0], np.cumsum(self.closing)])
+        return TokenStats(self.log_probs[keep], self.mu[keep], self.sigma[keep], self.hit[keep],
+                          self.offsets - dropped_before[self.offsets], self.closing[keep])
 
 
 class LanguageTask:
@@ -229,8 +240,13 @@ class LanguageTask:
         packed = torch.cat(parts, 1).numpy() if parts else np.zeros((4, 0))
         offsets = np.concatenate([[0], np.cumsum(torch.cat(counts).numpy())]) if counts \
             else np.zeros(1, np.int64)
-        return TokenStats(packed[0], packed[1], packed[2], packed[3].astype(bool),
-                          offsets.astype(np.int64))
+        offsets = offsets.astype(np.int64)
+        # ``encode`` ends every answer with the <eos>: each record's last scored token
+        closing = np.zeros(packed.shape[1], dtype=bool)
+        ends = offsets[1:]
+        closing[ends[ends > offsets[:-1]] - 1] = True
+        return TokenStats(packed[0], packed[1], packed[2], packed[3].astype(bool), offsets,
+                          closing)
 
     @torch.no_grad()
     def generate(self, model: nn.Module, split: TextSplit, batch_size: int = 64,
