@@ -390,7 +390,7 @@ def test_nomus_hand_values():
 
 
 # MUFAC README, ResNet-18 (test accuracy, forgetting score |MIA − 0.5| -- labelled "MIA" in
-# the README --, final score NoMUS). metrics.md quotes Original 0.5839, Retrained 0.6995,
+# the README --, final score NoMUS). docs/metrics.md quotes Original 0.5839, Retrained 0.6995,
 # SCRUB 0.6577, Advanced NegGrad 0.6863.
 MUFAC_TABLE = [
     ("Original", 0.5951, 0.2136, 0.5839),

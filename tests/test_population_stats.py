@@ -20,7 +20,7 @@ from unlearnbench.stats.population import (
 
 
 def reference_epsilons(unlearned, retrained, delta=1e-5):
-    """metrics.md steps 2-4 written out directly: loops over examples, single thresholds and
+    """docs/metrics.md steps 2-4 written out directly: loops over examples, single thresholds and
     right thresholds (the 400 left thresholds of one right threshold are compared at once);
     the rates of every rule, then each rule's ε as the reference code computes it."""
     epsilons = []

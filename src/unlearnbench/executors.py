@@ -49,7 +49,7 @@ from .scenarios import build_scenario, get_spec
 from .store import RunRecord, Store
 
 OnDone = Callable[[Job, RunRecord], None]
-Group = tuple[str, int]  # (benchmark, seed): the jobs that share one scenario
+Group = tuple[str, int]  # (benchmark as given, seed): the jobs that share one scenario
 
 
 class WorkersLost(UserError):
@@ -95,7 +95,7 @@ def make_units(jobs: list[Job], pending: list[Job]) -> list[Unit]:
             chains.setdefault(chain_key(job), []).append(job)
     units, seen, pending_keys = [], set(), {j.key for j in pending}
     for job in pending:
-        group = (job.benchmark, job.seed)
+        group = (job.source or job.benchmark, job.seed)
         if job.request is None:
             units.append(Unit(group, (job,)))
             continue

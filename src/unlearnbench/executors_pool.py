@@ -12,8 +12,10 @@ would take the next one down too). At the end the jobs neither reported nor stor
 listed in a ``WorkersLost`` error (one line, non-zero exit); running the same sweep again
 runs only them. An exception a worker cannot record as a failed job (a benchmark whose data
 is missing, say) stops the pool and is raised in the parent, as the serial executor would.
-Benchmarks and methods must be registered by modules of the package (the registries import
-them in each worker): one registered at run time in the parent is unknown to the workers. A
+Components must be registered by modules of the package, installed plugins (the registries
+import both in each worker) or plugin files the parent loaded (``plugins.load_files``; each
+worker imports the same files first): one registered otherwise at run time in the parent is
+unknown to the workers. A
 script that calls ``run_grid(..., workers=N)`` needs the ``if __name__ == "__main__":`` guard,
 as with any spawning pool (each worker imports the main module).
 """
@@ -43,10 +45,11 @@ from .executors import (
     describe,
     lost_jobs_error,
 )
+from .plugins import load_files, loaded_files
 from .store import Store
 
 
-def _worker_main(conn, config: WorkerConfig) -> None:
+def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
     """A worker: receive units until None (or the parent is gone), send ("built", group),
     ("done", key, record) as each record is stored, ("held",) for a unit another process
     holds, ("idle",) after each unit, or ("error", pickled exception, traceback) and stop."""
@@ -55,6 +58,7 @@ def _worker_main(conn, config: WorkerConfig) -> None:
     try:
         import torch
         torch.set_num_threads(config.threads)
+        load_files(plugin_files)
         store = Store(config.db, command=config.command)
         runner = UnitRunner(store, ModelCache(config.cache_root), config.device, config.versions,
                             config.commit, on_built=lambda group: conn.send(("built", group)))
@@ -91,7 +95,8 @@ def _worker_main(conn, config: WorkerConfig) -> None:
 class _Worker:
     def __init__(self, context, config: WorkerConfig):
         parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker_main, args=(child_end, config), daemon=True)
+        self.process = context.Process(target=_worker_main,
+                                       args=(child_end, config, loaded_files()), daemon=True)
         self.process.start()
         child_end.close()  # so that the parent's end sees EOF when the worker dies
         self.conn = parent_end

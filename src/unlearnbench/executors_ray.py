@@ -9,8 +9,9 @@ that cluster (``auto``: the one started on this machine by ``ray start``; ``ray:
 through Ray Client, which needs ``ray[client]``). Ray itself is an optional extra, imported
 only when this executor is chosen.
 
-Nothing heavy travels through Ray: a task gets the unit, the store's location and the model
-cache directory, builds (or loads) the scenario's models through that cache and writes each
+Nothing heavy travels through Ray: a task gets the unit, the store's location, the model
+cache directory and the plugin files to import (on a cluster, at the same path on every
+node), builds (or loads) the scenario's models through that cache and writes each
 record to the store itself, one transaction each, as it completes. On a cluster the cache
 directory must therefore be on a file system every node mounts at the same path, and the
 store should be a server database every node reaches (``--db postgresql://...``); a SQLite
@@ -52,6 +53,7 @@ from .executors import (
     describe,
     lost_jobs_error,
 )
+from .plugins import load_files, loaded_files
 from .store import RunRecord, Store
 
 INSTALL = "pip install 'unlearnbench[ray]'"
@@ -99,6 +101,7 @@ class RayExecutor:
                                    "cuda" if gpus else sweep.device, sweep.versions,
                                    sweep.commit, self.threads)
             data_root = str(default_cache_dir().resolve())
+            plugins = loaded_files()
             jobs = {job.key: job for unit in sweep.units for job in unit.jobs}
             reported: set[str] = set()
             losses: list[str] = []
@@ -109,7 +112,7 @@ class RayExecutor:
                     unit = schedule.next(last, anywhere=not in_flight)
                     if unit is None:
                         return
-                    in_flight[task.remote(config, data_root, unit)] = unit
+                    in_flight[task.remote(config, data_root, plugins, unit)] = unit
                     last = None
 
             submit(None)
@@ -194,13 +197,15 @@ class RayExecutor:
 _RUNNER: tuple[WorkerConfig, UnitRunner] | None = None  # this worker's, reused across tasks
 
 
-def run_unit(config: WorkerConfig, data_root: str,
+def run_unit(config: WorkerConfig, data_root: str, plugin_files: list[str],
              unit: Unit) -> tuple[list[tuple[str, RunRecord]], bool]:
-    """The Ray task: run one unit, writing each record to the store as it completes; returns
-    (job key, record) for each record written, and False when another process held the unit
-    (nothing ran). The worker process keeps its store connection and the scenario of the
-    group it ran last for the next task of the same sweep."""
+    """The Ray task: import the plugin files (once per worker process), run one unit, writing
+    each record to the store as it completes; returns (job key, record) for each record
+    written, and False when another process held the unit (nothing ran). The worker process
+    keeps its store connection and the scenario of the group it ran last for the next task
+    of the same sweep."""
     global _RUNNER
+    load_files(plugin_files)
     if _RUNNER is None or _RUNNER[0] != config:
         if _RUNNER is not None:
             _RUNNER[1].close()

@@ -225,13 +225,13 @@ def run_population(benchmark: str, method_names: list[str], n_models: int, store
         if name not in names:
             raise UserError(f"hyperparameters given for {name!r}, which is not among the methods "
                             f"run ({', '.join(names)})")
-    name = population_name(benchmark, n_models, seed0, float32)
+    name = population_name(spec.name, n_models, seed0, float32)
     records = []
     for method in names:
         resolved = resolve_params(methods.get(method).params,
                                   benchmark_params(spec, method, params.get(method)), method)
         resolved = dataclasses.asdict(resolved) if resolved is not None else {}
-        key = content_key({"benchmark": benchmark, "population": n_models, "method": method,
+        key = content_key({"benchmark": spec.name, "population": n_models, "method": method,
                            "params": resolved, "seed0": seed0}
                           | ({"float32": True} if float32 else {}))
         records.append(RunRecord(key, name, method, resolved, POPULATION_SEED, "finished"))

@@ -7,7 +7,8 @@ A component is one module with one decorator::
 
 The modules of the component packages (``unlearnbench.methods``, ``.metrics``, ``.data``,
 ``.models``, ``.benchmarks``) are imported on first look-up, so a new file registers itself
-with no edit anywhere else.
+with no edit anywhere else; so are installed plugins (``plugins.py``). A component registered
+from outside the package (a plugin) may not take a built-in's name.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import UserError
+from .plugins import load_installed, origin
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,16 @@ class Registry:
                             "not an instance)")
 
         def decorate(obj):
+            if not _built_in(obj):
+                self._load()  # the built-ins first, whatever the import order, to check names
             if name in self._entries and self._entries[name].obj is not obj:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+                taken = self._entries[name].obj
+                if _built_in(taken) and not _built_in(obj):
+                    raise UserError(f"{origin(obj)} registers the {self._singular()} {name!r}, "
+                                    f"a built-in name ({origin(taken)}); register it under "
+                                    "another name")
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({origin(taken)} "
+                                 f"and {origin(obj)})")
             text = description or first_line(getattr(obj, "__doc__", None))
             if not text:
                 raise ValueError(f"{self.kind} {name!r} needs a description or a docstring")
@@ -87,6 +97,7 @@ class Registry:
         pkg = importlib.import_module(self.package)
         for info in pkgutil.iter_modules(pkg.__path__, self.package + "."):
             importlib.import_module(info.name)
+        load_installed()
 
     def names(self) -> list[str]:
         self._load()
@@ -105,9 +116,15 @@ class Registry:
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}?" if close else \
                 f"run `unlearnbench list {self.kind}` to see them"
-            raise UserError(f"unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind} "
-                            f"{name!r}: {hint}")
+            raise UserError(f"unknown {self._singular()} {name!r}: {hint}")
         return self._entries[name]
+
+    def _singular(self) -> str:
+        return self.kind[:-1] if self.kind.endswith("s") else self.kind
+
+
+def _built_in(obj) -> bool:
+    return (getattr(obj, "__module__", None) or "").startswith("unlearnbench.")
 
 
 methods = Registry("methods", "unlearnbench.methods")

@@ -46,6 +46,9 @@ class Job:
     curve_every: int | str | None = None
     curve_metrics: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()  # the metrics to compute (empty: every one that applies)
+    # The name the scenario is built from where it differs from the recorded ``benchmark``:
+    # a benchmark on your own data is recorded by content but found by its path.
+    source: str | None = None
 
     @property
     def key(self) -> str:
@@ -95,6 +98,7 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
     jobs = []
     for benchmark in benchmark_names:
         spec = get_spec(benchmark)
+        source = benchmark if spec.name != benchmark else None
         requests = [None] if spec.forget.requests == 1 else range(1, spec.forget.requests + 1)
         for name in method_names:
             entry = methods.get(name)
@@ -103,10 +107,11 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
             params = resolve_params(entry.params,
                                     benchmark_params(spec, name, overrides.get(name)), name)
             resolved = dataclasses.asdict(params) if params is not None else {}
-            jobs += [Job(benchmark, name, resolved, seed, max_steps, request, curve_every,
-                         tuple(curve_metrics or ()), tuple(metric_names or ()))
+            jobs += [Job(spec.name, name, resolved, seed, max_steps, request, curve_every,
+                         tuple(curve_metrics or ()), tuple(metric_names or ()), source)
                      for seed in seeds for request in requests]
-    return sorted(jobs, key=lambda j: (benchmark_names.index(j.benchmark), j.seed,
+    jobs = list({job.key: job for job in jobs}.values())  # one file given at two paths: once
+    return sorted(jobs, key=lambda j: (benchmark_names.index(j.source or j.benchmark), j.seed,
                                        method_names.index(j.method), j.request or 0))
 
 

@@ -106,12 +106,17 @@ def get_spec(name: str) -> BenchmarkSpec:
         raise UserError(f"benchmark {name!r}: write NAME[key=value,...], e.g. "
                         f"{base}[model=DIR,lora=8]")
     loader = inspect.signature(datasets.get(spec.dataset).obj).parameters
+    named_by_content = datasets.get(spec.dataset).attributes.get("content_named", False)
     recipe_types = typing.get_type_hints(Recipe)
     request_keys = {}  # forget-request field -> the key as written, checked once all are set
-    for item in rest[:-1].split(","):
+    items = rest[:-1].split(",")
+    for item in items:
         key, _, value = item.partition("=")
         if not value:
             raise UserError(f"benchmark {name!r}: {item!r} has no value; write key=value")
+        if key == "data" and named_by_content:
+            raise UserError(f"benchmark {name!r}: data={value} is how results on your data are "
+                            "recorded; to run, give the data itself: path=FILE (and name=NAME)")
         if key == "model":
             spec = dataclasses.replace(spec, model=value)
         elif RECIPE_KEYS.get(key, key) in recipe_types:
@@ -151,7 +156,26 @@ def get_spec(name: str) -> BenchmarkSpec:
     if spec.recipe.lora_rank and spec.task != "language":
         raise UserError(f"benchmark {name!r}: LoRA applies to language models only")
     check_request(spec.forget, request_keys, f"benchmark {name!r}")
+    if named_by_content:
+        name = content_name(spec, base, items)
     return dataclasses.replace(spec, name=name)
+
+
+# Registered models that read images (C, H, W), not feature vectors.
+IMAGE_MODELS = ("cnn", "resnet18")
+
+
+def content_name(spec: BenchmarkSpec, base: str, items: list[str]) -> str:
+    """The recorded name of a benchmark on your own data (``data/generic.py``): its ``path=``
+    and ``name=`` become ``data=NAME@HASH``, the loaded data's content, so that a moved file
+    keeps its results and a changed one is another benchmark; the model is named too, given
+    or not (the recipe's fields are named where given). Loads the data (once a process)."""
+    data = load_data(spec)
+    if spec.model in IMAGE_MODELS and len(data.input_shape) != 3:
+        raise UserError(f"benchmark {spec.name!r}: model={spec.model} reads images, and this "
+                        f"data has feature vectors of shape {data.input_shape}; use model=mlp")
+    kept = [item for item in items if item.partition("=")[0] not in ("path", "name", "model")]
+    return f"{base}[{','.join([f'data={data.name}', f'model={spec.model}', *kept])}]"
 
 
 def validation_variant(spec: BenchmarkSpec, on: bool, loader) -> BenchmarkSpec:

@@ -14,6 +14,8 @@ from .errors import UserError
 from .params import OPTIMIZERS, PRECISIONS, check_values, param
 
 FORGET_KINDS = ("random", "class", "subclass", "corrective", "hardest")
+# Learning-rate schedules of training from scratch (``train.fit_recipe``).
+SCHEDULES = ("cosine", "constant")
 MANIPULATIONS = ("label_swap", "backdoor")
 
 
@@ -32,6 +34,9 @@ class Recipe:
     lora_rank: int = param(0, ge=0)
     # "fp32", or mixed precision "bf16" / "fp16" for every optimizer loop (see train.py).
     precision: str = param("fp32", choices=PRECISIONS)
+    # "cosine": the task's decay to 0 over the run (language models warm up first);
+    # "constant": ``lr`` throughout.
+    schedule: str = param("cosine", choices=SCHEDULES)
 
 
 @dataclass(frozen=True)

@@ -147,13 +147,15 @@ def epochs_of(make_batches: Callable[[int], Iterable], epochs: int):
 def fit_recipe(task, model: nn.Module, split, recipe, seed: int, budget: StepBudget | None,
                after_batch: Callable | None, make_schedule: Callable) -> nn.Module:
     """Train ``model`` in place on ``split`` as ``recipe`` says (a task's ``fit``): mean NLL,
-    the recipe's optimizer over the trainable parameters, the learning-rate schedule
-    ``make_schedule(optimizer, total_steps)`` stepped after every optimizer step, then
+    the recipe's optimizer over the trainable parameters, the task's learning-rate schedule
+    ``make_schedule(optimizer, total_steps)`` stepped after every optimizer step where
+    ``recipe.schedule`` is "cosine" (with "constant" the rate stays ``recipe.lr``), then
     ``after_batch(batch)`` (Amnesiac records updates there)."""
     budget = budget or StepBudget()
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad],
                                recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
-    schedule = make_schedule(optimizer, max(1, recipe.epochs * -(-len(split) // recipe.batch_size)))
+    total = max(1, recipe.epochs * -(-len(split) // recipe.batch_size))
+    schedule = make_schedule(optimizer, total) if recipe.schedule == "cosine" else None
     torch.manual_seed(seed)
     current = []
 
@@ -163,7 +165,8 @@ def fit_recipe(task, model: nn.Module, split, recipe, seed: int, budget: StepBud
             yield batch
 
     def after_step():
-        schedule.step()
+        if schedule is not None:
+            schedule.step()
         if after_batch is not None:
             after_batch(current[0])
 

@@ -173,7 +173,7 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
         if spec.task not in methods.get(name).attributes.get("tasks", ()):
             raise UserError(f"method {name!r} does not support {spec.task} tasks")
     options = {"max_steps": max_steps, "utility_fraction": goal.utility_fraction}
-    stored = {row["method"]: row for row in store.tunings(benchmark)
+    stored = {row["method"]: row for row in store.tunings(spec.name)
               if row["objective"] == goal.name}
     names = list(dict.fromkeys(method_names))
     out = {name: dict(stored[name], skipped=True) for name in names if name in stored
@@ -194,7 +194,7 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
     for name in pending:
         tuning = tune_method(scenario, shared, name, trials, seed, goal, original_utility,
                              max_steps, on_trial)
-        tuning.update(benchmark=benchmark, objective=goal.name, seed=seed, options=options)
+        tuning.update(benchmark=spec.name, objective=goal.name, seed=seed, options=options)
         store.write_tuning(tuning)
         out[name] = dict(tuning, skipped=False)
     return {name: out[name] for name in names}
@@ -258,7 +258,7 @@ def tuned_overrides(store: Store, benchmark: str, method_names: list[str],
     No methods: the task's default methods."""
     spec = get_spec(benchmark)
     name = objective or DEFAULT_OBJECTIVES[spec.task]
-    stored = {row["method"]: row for row in store.tunings(benchmark) if row["objective"] == name}
+    stored = {row["method"]: row for row in store.tunings(spec.name) if row["objective"] == name}
     method_names = list(method_names) or list(DEFAULT_METHODS[spec.task])
     missing = [m for m in method_names if m not in stored]
     if missing:

@@ -1,11 +1,13 @@
-"""What the commands share: the console they print on, name lists, and the checks and
-settings behind --threads, --cache-dir, --device and --db."""
+"""What the commands share: the console they print on, name lists, the command line they
+record, and the checks and settings behind --threads, --cache-dir, --device and --db."""
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 
+import click
 from rich.console import Console
 
 from ..errors import UserError
@@ -23,6 +25,21 @@ def split_names(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
         values = [values]
     return [name.strip() for value in values for name in re.split(r",(?![^\[]*\])", str(value))
             if name.strip()]
+
+
+def recorded_command() -> str:
+    """The command line recorded with each run, to be run again as it is: the plugin files
+    of this invocation (from --plugin or $UNLEARNBENCH_PLUGINS) as absolute --plugin options."""
+    ctx = click.get_current_context(silent=True)
+    plugins = (ctx.find_root().obj or {}).get("plugins", []) if ctx else []
+    args, given = [], iter(sys.argv[1:])
+    for arg in given:
+        if arg == "--plugin":
+            next(given, None)  # its file: given again below, as an absolute path
+        elif not arg.startswith("--plugin="):
+            args.append(arg)
+    return shlex.join(["unlearnbench", *(part for file in plugins for part in ("--plugin", file)),
+                       *args])
 
 
 def store_exists(db: str) -> bool:

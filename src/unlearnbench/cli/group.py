@@ -2,25 +2,33 @@
 the entry point.
 
 Errors in the user's input print one line (what is wrong, what to do) and exit with 2;
-``--debug`` shows the traceback instead."""
+``--debug`` shows the traceback instead. ``--plugin FILE.py`` (and ``UNLEARNBENCH_PLUGINS``)
+imports the user's components before any command looks them up."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 from rich.console import Console
 
 from ..errors import UserError
+from ..plugins import ENV, env_files, load_files
 
 err_console = Console(stderr=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--plugin", "plugin_files", multiple=True, metavar="FILE.py",
+              help="A Python file registering data sets, models, methods, metrics or "
+                   "benchmarks, imported before the command runs (repeatable; also "
+                   f"${ENV}, paths separated by {os.pathsep!r}). See docs/plugins.md.")
 @click.pass_context
-def cli(ctx, debug):
+def cli(ctx, debug, plugin_files):
     """unlearnbench: machine unlearning methods and evaluations behind one API."""
-    ctx.obj = {"debug": debug}
+    # this invocation's plugins, recorded with its runs (common.recorded_command)
+    ctx.obj = {"debug": debug, "plugins": load_files([*plugin_files, *env_files()])}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,7 +49,8 @@ def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
             raise UserError(f"the store {db!r} holds no learning curves: run with --curve-every")
         click.echo(json.dumps(points, indent=1) if as_json else points_csv(points), nl=False)
         return
-    rows = leaderboard(Store(db).runs(benchmark), rank_by)
+    runs = Store(db).runs(benchmark)
+    rows = leaderboard(runs, rank_by)
     if not rows:
         raise UserError(f"the store {db!r} holds no runs" + (f" for {benchmark!r}" if benchmark else ""))
     if across_benchmarks:
@@ -64,7 +65,11 @@ def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
     elif across_benchmarks:
         render_across(rows, rank_by, console)
     else:
-        render(rows, console)
+        # Deletion requests on users' own models: a row per request, never averaged.
+        from ..deletion.history import is_deletion, render_deletions
+
+        render([row for row in rows if not is_deletion(row["benchmark"])], console)
+        render_deletions([run for run in runs if is_deletion(run["benchmark"])], console)
 
 
 def points_csv(points: list[dict]) -> str:

@@ -4,8 +4,6 @@ scored as populations of models)."""
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 
 import click
 from rich.markup import escape
@@ -14,6 +12,7 @@ from ..errors import UserError
 from .common import (
     check_device,
     console,
+    recorded_command,
     set_threads,
     split_names,
     store_exists,
@@ -147,7 +146,7 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
     use_cache_dir(cache_dir)
     cache = ModelCache(cache_dir)
     # the command line is recorded with each run, for the report's provenance table
-    store = Store(db, command=shlex.join(["unlearnbench", *sys.argv[1:]]))
+    store = Store(db, command=recorded_command())
     if retry_failed or options.get("retry_failed"):
         store.forget_failed([job.key for job in jobs])
 

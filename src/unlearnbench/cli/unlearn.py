@@ -1,12 +1,9 @@
 """``unlearn``: forget records from the user's own model and audit the result."""
 from __future__ import annotations
 
-import shlex
-import sys
-
 import click
 
-from .common import check_device, console, set_threads
+from .common import check_device, console, recorded_command, set_threads
 from .group import cli
 
 
@@ -36,12 +33,18 @@ from .group import cli
               show_default=True,
               help="The store the run is recorded in: a SQLite file or a database URL.")
 @click.option("--retrain", is_flag=True,
-              help="Also retrain from scratch without the forget records and compare "
-                   "(classifiers given as a module, with the recipe given by --set recipe.*).")
+              help="Also retrain from scratch without the forget records, compare, and save the "
+                   "retrained model in OUT/retrained (classifiers given as a module, with the "
+                   "recipe given by --set recipe.*: epochs, lr, batch_size, optimizer, "
+                   "momentum, weight_decay, schedule).")
+@click.option("--utility-tolerance", type=float, default=2.0, show_default=True,
+              help="Warn where retain or holdout accuracy (language models: answer "
+                   "probability, in percent) falls by more than this many points, and where a "
+                   "--retrain model is this much weaker than the original on holdout.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
 def unlearn_request(model_path, data_path, forget, method, out, holdout, assignments, seed, db,
-                    retrain, device, threads):
+                    retrain, utility_tolerance, device, threads):
     """Unlearn records from your own model; write the unlearned model and an audit report."""
     from ..deletion.audit import summary
     from ..deletion.workflow import delete, parse_settings
@@ -51,6 +54,6 @@ def unlearn_request(model_path, data_path, forget, method, out, holdout, assignm
     params, recipe = parse_settings(assignments, method)
     audit = delete(model_path, data_path, forget, method, out, holdout=holdout, params=params,
                    recipe=recipe, seed=seed, db=db, retrain=retrain, device=device,
-                   command=shlex.join(["unlearnbench", *sys.argv[1:]]))
+                   command=recorded_command(), utility_tolerance=utility_tolerance)
     for line in summary(audit):
         console.print(line, markup=False, highlight=False)

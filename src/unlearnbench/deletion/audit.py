@@ -1,5 +1,6 @@
 """The evidence of a deletion request: before/after scores on the forget, retain and holdout
-sets, a loss-based membership-inference test, and the report (JSON + Markdown).
+sets, a loss-based membership-inference test, and the report (JSON + Markdown) with the
+warnings and speed-up of ``verdicts``.
 
 Scores per model and split (one forward pass each, through the shared inference cache):
 
@@ -14,7 +15,8 @@ on) is P(a forget record scores above a holdout record), with a 95% percentile-b
 interval (``metrics.mia_text.bootstrap_auc``). 0.5 means the forget records look like unseen
 ones. The values the store records are named ``{split}_{score}`` and ``mia_auc`` (+ ``_low``
 / ``_high``) for the unlearned model, with the prefix ``original_`` for the model before and
-``retrained_`` for the retrained comparison.
+``retrained_`` for the retrained comparison; the workflow adds ``speedup`` (measured) or
+``speedup_estimate``.
 
 ``audit.json`` is standard JSON: a NaN or infinite number is written as null, and
 ``non_finite_numbers`` maps its JSON pointer (RFC 6901) to what it was (``NaN``, ``Infinity``,
@@ -134,7 +136,16 @@ def _code(value) -> str:
 def _number(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.4g}" if abs(value) < 10 else f"{value:.2f}"
+    return f"{value:.4g}" if abs(value) < 10 or abs(value) >= 1e6 else f"{value:.2f}"
+
+
+def _speedup(speed: dict) -> str:
+    if speed["kind"] == "measured":
+        return (f"{_number(speed['value'])}x, measured ({speed['retrain_seconds']:.2f} s to "
+                f"retrain, {speed['unlearn_seconds']:.2f} s to unlearn)")
+    if speed["value"] is None:
+        return "no estimate: the method took no optimizer steps"
+    return f"{_number(speed['value'])}x, estimate: {_text(speed['basis'])}"
 
 
 def markdown(audit: dict) -> str:
@@ -151,8 +162,13 @@ def markdown(audit: dict) -> str:
         f"- **Method**: {_code(method['name'])} ({settings}); seed {audit['seed']}; "
         f"{audit['timings']['unlearn_seconds']:.2f} s, {audit['timings']['steps']} optimizer steps",
         f"- **Unlearned model**: {_code(audit['output']['path'])}",
+        f"- **Speed-up over retraining**: {_speedup(audit['speedup'])}",
         f"- **Recorded**: run {store['run_id']} of {_code(store['path'])}, benchmark "
         f"{_code(store['benchmark'])} ({_code(show)})",
+        "", "## Warnings", ""]
+    lines += [f"- **{w['code']}**: {_text(w['message'])}" for w in audit["warnings"]] or [
+        f"None (utility tolerance {audit['utility_tolerance']:g} points)."]
+    lines += [
         "",
         "## Before and after", "",
         "| split | score | " + " | ".join(roles) + " |",
@@ -172,10 +188,18 @@ def markdown(audit: dict) -> str:
     retrain = audit["retrain"]
     lines += ["", "## Retrained comparison", "",
               (f"Retrained from scratch on the retain set in {retrain['seconds']:.2f} s with "
-               f"recipe {_text(retrain['recipe'])}." if retrain["done"] else
+               f"recipe {_text(retrain['recipe'])}; saved in {_code(retrain['path'])}."
+               if retrain["done"] else
                f"Skipped: {_text(retrain['reason'])}." if retrain["asked"] else
                "Not asked for (`--retrain`)."),
-              "", "## Provenance", ""]
+              "", "## Training recipe", "",
+              "What trains from scratch (the retrained comparison, and methods that start from "
+              "fresh weights); fields not given with `--set recipe.FIELD=VALUE` are defaults.",
+              "", "| field | value | |", "|---|---|---|"]
+    lines += [f"| {name} | {_text(value)} | "
+              f"{'given' if name in audit['recipe_given'] else 'default'} |"
+              for name, value in audit["recipe"].items()]
+    lines += ["", "## Provenance", ""]
     lines += [f"- {label}: {_code(path)} sha256 {_code(digest)}" for label, files in
               (("model file", audit["model"]["files_sha256"]),
                ("output file", audit["output"]["files_sha256"])) for path, digest in files.items()]
@@ -193,8 +217,8 @@ def markdown(audit: dict) -> str:
 
 
 def summary(audit: dict) -> list[str]:
-    """A few lines for the terminal: what was removed, the scores before and after, where the
-    model, the report and the record went."""
+    """A few lines for the terminal: what was removed, the scores before and after, the
+    speed-up, where the model, the report and the record went, then one line per warning."""
     metrics, store = audit["metrics"], audit["store"]
     roles = [r for r in PREFIXES if r in metrics]
     lines = [f"removed {audit['request']['count']} records with {audit['method']['name']} "
@@ -210,7 +234,12 @@ def summary(audit: dict) -> list[str]:
             f"{_number(mia[r]['auc']):>12}" for r in roles if r in mia))
     if audit["retrain"]["asked"] and not audit["retrain"]["done"]:
         lines.append(f"retrained comparison skipped: {audit['retrain']['reason']}")
+    speed = audit["speedup"]
+    if speed["value"] is not None:
+        lines.append(f"speed-up over retraining: {_number(speed['value'])}x "
+                     f"({'measured' if speed['kind'] == 'measured' else 'estimate from the recipe'})")
     lines += [f"unlearned model and audit (audit.json, audit.md): {audit['output']['path']}",
               f"recorded as run {store['run_id']} in {store['path']} (benchmark "
               f"{store['benchmark']})"]
+    lines += [f"warning: {w['message']}" for w in audit["warnings"]]
     return lines

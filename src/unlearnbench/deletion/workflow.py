@@ -2,13 +2,16 @@
 
 Load the model and data (one batch checks they fit), build a scenario around them, run the
 registered method through ``api.unlearn``, score the original, the unlearned model and
-(with ``retrain`` and a training recipe) a model retrained without the forget records, save
-the unlearned model in its own form, record the run in the store and write the audit report.
+(with ``retrain`` and a training recipe) a model retrained without the forget records, judge
+the scores (``verdicts``: warnings, speed-up), save the unlearned (and retrained) model in its
+own form, record the run in the store and write the audit report.
 Nothing is written to ``out`` unless all of that succeeded: the files are assembled in a
 temporary directory beside it and renamed into place."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import os
 import shutil
 import time
@@ -32,6 +35,7 @@ from .audit import recorded_metrics, score_model, write_report
 from .user_data import UserData, load_user_data, parse_forget
 from .user_model import UserModel, load_user_model, save_user_model
 from .user_scenario import DEFAULT_RECIPES, user_scenario
+from .verdicts import DEFAULT_TOLERANCE, find_warnings, speedup
 
 MIA_DESCRIPTION = (
     "LOSS attack: each record is scored by minus its loss; the AUC is the chance that a forget "
@@ -42,6 +46,7 @@ MIA_DESCRIPTION = (
 # SISA replaces it by an ensemble of shard models) cannot unlearn a model trained elsewhere.
 OWN_TRAINING = {"amnesiac": "replays the original training to record its updates",
                 "sisa": "trains its own sharded ensemble in place of the original"}
+RETRAINED_DIR = "retrained"
 HASHED_AS = {
     "classification": "each removed row's x bytes then its y bytes as stored in the .npz "
                       "(C order), rows in file order",
@@ -64,16 +69,19 @@ class Request:
 def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
            holdout: str | None = None, params: dict | None = None, recipe: dict | None = None,
            seed: int = 0, db: str = "unlearnbench.db", retrain: bool = False,
-           device: str = "cpu", command: str | None = None) -> dict:
+           device: str = "cpu", command: str | None = None,
+           utility_tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Unlearn the records ``forget`` names (ids, see ``user_data``) from ``model`` (see
     ``user_model`` for the forms) with registered ``method`` and hyperparameters ``params``;
     write the unlearned model and ``audit.json`` / ``audit.md`` into the new directory ``out``,
     record the run in the store ``db``, and return the audit as a dict.
 
-    ``recipe``: fields of ``specs.Recipe`` (epochs, lr, batch_size, optimizer...) for what
-    trains from scratch; ``retrain=True`` compares with a model retrained on the rest with it
-    (classifiers given as a module only, and only when a recipe is given: a user model comes
-    without its training recipe). ``command``: the command line, kept in the audit."""
+    ``recipe``: fields of ``specs.Recipe`` (epochs, lr, batch_size, optimizer, schedule...) for
+    what trains from scratch; ``retrain=True`` compares with a model retrained on the rest with
+    it (classifiers given as a module only, and only when a recipe is given: a user model comes
+    without its training recipe), saved in ``out/retrained``. ``utility_tolerance``: the points
+    of retain or holdout utility that may be lost before the audit warns (``verdicts``).
+    ``command``: the command line, kept in the audit and the store (default: this call)."""
     entry = methods.get(method)  # an unknown name fails first, with the closest names
     if method in OWN_TRAINING:
         raise UserError(f"method {method!r} {OWN_TRAINING[method]}, so it cannot unlearn a model "
@@ -81,11 +89,20 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
     resolved = resolve_params(entry.params, dict(params or {}), method)
     settings = dataclasses.asdict(resolved) if resolved is not None else {}
     recipe_fields = _recipe_fields(recipe or {})
+    if not (isinstance(utility_tolerance, (int, float)) and math.isfinite(utility_tolerance)
+            and utility_tolerance >= 0):
+        raise UserError(f"--utility-tolerance {utility_tolerance!r} is not allowed: give the "
+                        "points of utility that may be lost, a number >= 0 (default 2)")
+    if command is None:
+        command = (f"unlearnbench.delete(model={model!r}, data={data!r}, forget={forget!r}, "
+                   f"method={method!r}, out={str(out)!r}, holdout={holdout!r}, params={params!r}, "
+                   f"recipe={recipe!r}, seed={seed!r}, retrain={retrain!r}, "
+                   f"utility_tolerance={utility_tolerance!r})")
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} already exists and is not an empty directory; give a new "
                         "directory (the unlearned model and the audit are written there)")
-    store = Store(db)
+    store = Store(db, command=command)
     request = load_request(model, data, holdout, forget, recipe_fields, seed, device)
     scenario, user = request.scenario, request.user
     check_supports(method, scenario)
@@ -100,7 +117,8 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
                        "params": settings, "seed": seed, "out": str(out.resolve()),
                        "retrain": [retrain, scenario.spec.recipe]})
     record = RunRecord(key, scenario.spec.name, method, settings, seed, "finished",
-                       started_at=time.time(), versions=versions, git_commit=commit)
+                       started_at=time.time(), versions=versions, git_commit=commit,
+                       settings={"deletion": request_identity(request)})
     try:
         unlearned, timings = unlearn(scenario, method, params, seed=seed)
     except Diverged as exc:
@@ -119,12 +137,23 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
             metrics[role], membership[role], losses[role] = score_model(
                 cache, candidate, scenario.splits, seed)
     timings["metrics_seconds"] = time.perf_counter() - start
+    warnings = find_warnings(metrics, membership, user.task, utility_tolerance)
+    recipe_used = dataclasses.asdict(scenario.spec.recipe)
+    speed = speedup(timings, retrain_note, recipe_used, len(scenario.splits["retain"]))
 
     staging = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         written = save_user_model(user, unlearned, staging)
+        if retrained is not None:
+            written += save_user_model(user, retrained, staging / RETRAINED_DIR)
+            retrain_note["path"] = str(out / RETRAINED_DIR)
         record.timings, record.metrics = timings, recorded_metrics(metrics, membership)
+        if speed["value"] is not None:
+            name = "speedup" if speed["kind"] == "measured" else "speedup_estimate"
+            record.metrics[name] = speed["value"]
+        record.settings["deletion"]["warnings"] = [
+            {"code": w["code"], "message": w["message"]} for w in warnings]
         loss_name = "loss" if user.task == "classification" else "nll"
         record.per_example = {f"forget_{loss_name}": ("forget", scenario.forget.ids,
                                                       losses["unlearned"]["forget"])}
@@ -135,9 +164,13 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
             "command": command,
             **describe_inputs(request, str(model)),
             "method": {"name": method, "description": entry.description, "settings": settings},
-            "recipe": dataclasses.asdict(scenario.spec.recipe),
+            "recipe": recipe_used,
+            "recipe_given": sorted(recipe_fields),
             "seed": seed,
             "timings": timings,
+            "speedup": speed,
+            "warnings": warnings,
+            "utility_tolerance": utility_tolerance,
             "metrics": metrics,
             "membership_inference": (
                 {"attack": "loss", "members": "forget", "nonmembers": "holdout",
@@ -146,10 +179,13 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
                             "forget records with"}),
             "retrain": retrain_note,
             "output": {"path": str(out),
-                       "files_sha256": {str(out / p.name): file_sha256(p) for p in written}},
+                       "files_sha256": {str(out / p.relative_to(staging)): file_sha256(p)
+                                        for p in written}},
             "versions": versions, "git_commit": commit,
             "store": {"path": str(db) if store.path is not None else store.name,  # no password
-                      "run_id": run_id, "key": key, "benchmark": scenario.spec.name},
+                      "run_id": run_id, "key": key, "benchmark": scenario.spec.name,
+                      "request": {k: v for k, v in record.settings["deletion"].items()
+                                  if k != "warnings"}},
             "recorded_metrics": record.metrics,
         }
         write_report(audit, staging)
@@ -175,6 +211,20 @@ def load_request(model: str, data: str, holdout: str | None, forget, recipe_fiel
     files = [*user.files, dataset.path, *([held.path] if held else [])]
     return Request(user, dataset, held, forget_ids, positions, scenario,
                    {str(path): file_sha256(path) for path in files})
+
+
+def request_identity(request: Request) -> dict:
+    """What makes this deletion request itself, as the store records it (the run's settings,
+    so no two requests share a leaderboard row): the SHA-256 of the forget ids (sorted, one
+    per line, each ending in a newline), of the data file, and of the model (of its files'
+    SHA-256 hex digests, concatenated in the order the audit lists them), and the count; the
+    workflow adds the request's warnings."""
+    ids = "".join(f"{i}\n" for i in sorted(request.forget_ids))
+    model_files = "".join(request.hashes[str(p)] for p in request.user.files)
+    return {"forget_ids_sha256": hashlib.sha256(ids.encode()).hexdigest(),
+            "data_sha256": request.hashes[str(request.data.path)],
+            "model_sha256": hashlib.sha256(model_files.encode()).hexdigest(),
+            "count": len(request.forget_ids)}
 
 
 def describe_inputs(request: Request, model: str) -> dict:
@@ -216,7 +266,7 @@ def _retrain(request: Request, wanted: bool, recipe_given: bool, seed: int):
     elif not recipe_given:
         reason = ("a user model comes without its training recipe; give it with --set "
                   "recipe.epochs=N (and recipe.lr, recipe.batch_size, recipe.optimizer, "
-                  "recipe.momentum, recipe.weight_decay as trained)")
+                  "recipe.momentum, recipe.weight_decay, recipe.schedule as trained)")
     if reason:
         return {"asked": True, "done": False, "reason": reason}, None
     try:

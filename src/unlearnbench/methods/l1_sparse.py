@@ -151,9 +151,9 @@ def prune_l1(ctx: UnlearnContext, params: PruneL1Params):
     sparsity 0.8: on digits (seeds 0-2, γ = 1e-2) one-shot 0.5 and 0.7 leave a forgotten
     class at 66-89% accuracy, 0.8 at 86-98% with ~1.5 points of retain accuracy lost, 0.9 and
     0.95 cost 2-4 points of retain and test accuracy. The fine-tune uses l1_sparse's
-    defaults (5 epochs, lr 0.01, γ = 1e-2). Deviation: methods.md defines "prune first, then
-    unlearn" with plain FT after pruning; set gamma=0 for that (the l1 term is kept by
-    default because pruned-then-l1 forgot a whole class better on digits)."""
+    defaults (5 epochs, lr 0.01, γ = 1e-2). Deviation: the paper's "prune first, then
+    unlearn" fine-tunes plainly after pruning (docs/methods.md); set gamma=0 for that (the l1
+    term is kept by default because pruned-then-l1 forgot a whole class better on digits)."""
     model = ctx.copy_original()
     weights = prunable_weights(model)
     masks = global_magnitude_masks(weights, params.sparsity)

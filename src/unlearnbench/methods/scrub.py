@@ -71,8 +71,8 @@ def scrub(ctx: UnlearnContext, params: ScrubParams):
     while epoch < ``msteps``, a max-step pass over the forget set maximises
     KL(teacher ‖ student) at temperature ``kd_T``; then every epoch a min-step pass over the
     retain set minimises α·KL(teacher ‖ student) + γ·CE (the task's mean NLL; the SCRUB
-    repository's naming, published α = 0.001 and γ = 0.99 — methods.md's "KL + α·CE" names
-    the CE weight α instead). One SGD
+    repository's naming, published α = 0.001 and γ = 0.99, as in docs/methods.md; some write
+    the min-step as "KL + α·CE", naming the CE weight α instead). One SGD
     optimizer serves both passes, as in the reference. The KL is taken between the softmaxes
     of ``task.logits`` over the last dimension and averaged over all leading dimensions, so it
     is per example for classifiers and per token for language models.

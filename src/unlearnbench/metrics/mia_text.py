@@ -28,8 +28,7 @@ text gets NaN there; LOSS, zlib and the reference attack read the mean NLL with 
 Sources: Shokri/Yeom LOSS; Carlini et al. 2021 (zlib); Shi et al. 2024 (Min-K% Prob,
 swj0419/detect-pretrain-code, used by MUSE); Zhang et al. 2024 (Min-K%++,
 zjysteven/mink-plus-plus); open-unlearning (reference, GradNorm, exact memorisation,
-extraction strength); docs: /work/shared/reference/metrics.md, "Membership inference
-attacks on text"."""
+extraction strength); definitions: docs/metrics.md, "Membership inference on text"."""
 from __future__ import annotations
 
 import zlib

@@ -2,7 +2,7 @@
 
 Nothing here registers a metric or runs a model: every function takes plain numbers, numpy
 arrays or strings (generations, references, per-record mean NLLs from the shared forward
-pass) and returns numbers. Definitions follow /work/shared/reference/metrics.md; the sources
+pass) and returns numbers. Definitions: docs/metrics.md (TOFU, MUSE, Fluency); the sources
 are TOFU's ``aggregate_stat_eval.py`` (locuslab/tofu, also open-unlearning), MUSE's
 ``knowmem/get_rouge_qa.py`` (jaechan-repo/muse_bench) and ROME's ``n_gram_entropy``
 (``kmeng01/rome``, reused by RWKU).

@@ -1,6 +1,6 @@
 """Population scores: a method run with N seeds against N retrained models, per example.
 
-Definitions: ../shared/reference/metrics.md, "NeurIPS 2023 Machine Unlearning Challenge
+Definitions: docs/metrics.md, "NeurIPS 2023 Machine Unlearning Challenge
 score" (reference code google-deepmind/unlearning_evaluation, metric.py and main.py) and
 "Population statistics beyond the challenge" (U-LiRA, KLoM: reference code
 RoyRin/data-unlearning-bench, unlearning_bench/eval.py). Arrays are (models, examples) and
@@ -53,8 +53,8 @@ KLOM_CLIP = 100.0
 KLOM_BINS = 20
 KLOM_FLOOR = 1e-5
 # Gaussian fits (U-LiRA, the Gaussian KLoM) floor the variance here: a method whose models all
-# agree (the no-op `original`) has zero spread, and σ ≥ 1e-3 (in units of s or of the margin) keeps the
-# likelihoods and the KL finite while still far below any real seed-to-seed spread.
+# agree (the no-op `original`) has zero spread, and σ ≥ 1e-3 (in units of s or of the margin)
+# keeps the likelihoods and the KL finite while still far below any real seed-to-seed spread.
 VARIANCE_FLOOR = 1e-6
 # Examples per chunk: each holds ~160k double-threshold rules (a few arrays of that size).
 EXAMPLES_PER_CHUNK = 12
@@ -107,7 +107,7 @@ def check_finite(values: np.ndarray, what: str) -> None:
 def example_epsilons(unlearned, retrained, delta: float = DELTA, float32: bool = False
                      ) -> np.ndarray:
     """The challenge's per-example ε from the logit-scaled confidences of the unlearned
-    (N_u, E) and retrained (N_r, E) populations (metrics.md steps 2-4): the best privacy
+    (N_u, E) and retrained (N_r, E) populations (docs/metrics.md, steps 2-4): the best privacy
     loss over single- and double-threshold decision rules, clipped to [0, EPSILON_CAP].
     ``float32``: single-threshold grid, rates and ε in float32 as the reference code computes
     them (the returned ε are float32; the confidences themselves stay float64 there too)."""
@@ -248,9 +248,10 @@ def klom(unlearned_margins, retrained_margins) -> np.ndarray:
     One difference: when every unlearned margin equals the joint maximum (a constant
     population at or above every retrained margin, as the no-op ``original`` gives), the
     reference bins none of them and returns NaN (0/0); here they count in the last bin, as
-    ``numpy.histogram`` counts its right edge, so such an example scores as separated. The
-    reference's margins come from float32 logits (its bin edges are float32 then); here they
-    are float64, so a margin within float32 rounding of an edge may fall in the next bin."""
+    ``numpy.histogram`` counts its right edge (KL = −ln of that bin's retrained share, floored
+    and renormalised: ln(1 + 10⁵) when it holds no retrained margin). The reference's margins
+    come from float32 logits (its bin edges are float32 then); here they are float64, so a
+    margin within float32 rounding of an edge may fall in the next bin."""
     u, r = np.asarray(unlearned_margins, np.float64), np.asarray(retrained_margins, np.float64)
     check_finite(u, "unlearned population's margins")
     check_finite(r, "retrained population's margins")
@@ -277,7 +278,7 @@ def _bin_shares(values, edges):
 
 
 def klom_gaussian(unlearned_margins, retrained_margins) -> np.ndarray:
-    """KLoM's Gaussian variant (metrics.md: a useful extra, not the reference): KL(unlearned ‖
+    """KLoM's Gaussian variant (a useful extra, not the reference; docs/metrics.md): KL(unlearned ‖
     retrained) between Gaussians fitted (mean, unbiased variance floored at VARIANCE_FLOOR) to
     the margins of each population, in closed form. (N_u, E), (N_r, E) -> (E,)."""
     u, r = np.asarray(unlearned_margins, np.float64), np.asarray(retrained_margins, np.float64)

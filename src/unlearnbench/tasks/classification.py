@@ -103,7 +103,8 @@ class ClassificationTask:
     def fit(self, model: nn.Module, split: Split, recipe: Recipe, seed: int,
             budget: StepBudget | None = None,
             after_batch: Callable[[Batch], None] | None = None) -> nn.Module:
-        """Train ``model`` in place on ``split`` with ``recipe`` (cosine learning-rate decay).
+        """Train ``model`` in place on ``split`` with ``recipe`` (cosine learning-rate decay,
+        unless ``recipe.schedule`` is "constant").
         ``after_batch(batch)`` runs after each optimizer step (Amnesiac records updates)."""
         return fit_recipe(self, model, split, recipe, seed, budget, after_batch,
                           lambda optimizer, total: torch.optim.lr_scheduler.CosineAnnealingLR(

@@ -282,7 +282,8 @@ class LanguageTask:
             budget: StepBudget | None = None,
             after_batch: Callable[[TextBatch], None] | None = None) -> nn.Module:
         """Train ``model`` in place on ``split``: the recipe's optimizer, linear warm-up over
-        the first 5% of steps, then cosine decay (``after_batch`` as in classification). With
+        the first 5% of steps, then cosine decay (with ``recipe.schedule`` "constant": ``lr``
+        throughout; ``after_batch`` as in classification). With
         ``recipe.lora_rank`` only LoRA adapters train, merged into the weights at the end."""
         budget = budget or StepBudget()
         if recipe.lora_rank:
