@@ -70,52 +70,85 @@ def generic_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("generic-model-cache")
 
 
+@pytest.fixture(scope="module")
+def own_data(tmp_path_factory, generic_cache):
+    """One run over the four formats; then, in a second run, each file moved and renamed
+    beside a changed copy (five labels changed); then show and report. Every format runs in
+    the same processes: most of a command's time is starting it."""
+    work = tmp_path_factory.mktemp("own-data")
+    db = work / "runs.db"
+    run = ["-m", "finetune,retrain", "--seeds", "1", "--no-progress", "--db", str(db)]
+    x, y = digits4()
+    changed_y = y.copy()
+    changed_y[:5] = (changed_y[:5] + 1) % 4
+    first = {f: write(f, x, y, work / "first" / f / "animals") for f in FORMATS}
+    result = ub("run", *[a for f in FORMATS for a in ("-b", benchmark(f, first[f]))], *run,
+                cache=generic_cache, cwd=work)
+    names = {r["benchmark"] for r in runs_in(db)} if db.exists() else set()
+    moved, changed = {}, {}
+    for f in FORMATS:
+        moved[f] = work / "elsewhere" / f / ("renamed" + first[f].suffix)
+        moved[f].parent.mkdir(parents=True)
+        shutil.move(first[f], moved[f])
+        changed[f] = write(f, x, changed_y, work / "changed" / f / "animals")
+    rerun = ub("run", *[a for f in FORMATS for a in ("-b", benchmark(f, moved[f]), "-b",
+                                                      benchmark(f, changed[f]))], *run,
+               cache=generic_cache, cwd=work)
+    report = work / "report.html"
+    show, written = ub_many([["show", "--json", "--db", str(db)],
+                             ["report", "--out", str(report), "--db", str(db)]],
+                            generic_cache, work)
+    return {"db": db, "work": work, "run": result, "names": names, "rerun": rerun,
+            "show": show, "report": written, "page": report}
+
+
+def names_of(data_format: str, names: set[str]) -> set[str]:
+    return {n for n in names if n.startswith(f"{data_format}-random10[")}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_run_show_report_and_identity_by_content(data_format, tmp_path, generic_cache):
-    x, y = digits4()
-    first = write(data_format, x, y, tmp_path / "first" / "animals")
-    db = tmp_path / "runs.db"
-    run = ["-m", "finetune,retrain", "--seeds", "1", "--no-progress", "--db", str(db)]
-    result = ok(ub("run", "-b", benchmark(data_format, first), *run, cache=generic_cache,
-                   cwd=tmp_path))
-    assert result.stdout.splitlines()[-1] == f"2 finished, 0 failed, 0 already in {db}"
-    (name,) = {r["benchmark"] for r in runs_in(db)}
+def test_run_records_own_data_by_content(own_data, data_format):
+    assert ok(own_data["run"]).stdout.splitlines()[-1] == (
+        f"8 finished, 0 failed, 0 already in {own_data['db']}")
+    (name,) = names_of(data_format, own_data["names"])
     # recorded by content and model, never by path
     assert re.fullmatch(rf"{data_format}-random10\[data=toy@[0-9a-f]{{12}},model=mlp,"
                         r"epochs=10\]", name), name
+    assert f"{name} finetune seed=0: finished avg_gap=" in own_data["run"].stdout
 
-    moved = tmp_path / "elsewhere" / ("renamed" + first.suffix)
-    moved.parent.mkdir()
-    shutil.move(first, moved)
-    changed_y = y.copy()
-    changed_y[:5] = (changed_y[:5] + 1) % 4  # five labels changed
-    changed = write(data_format, x, changed_y, tmp_path / "changed" / "animals")
-    result = ok(ub("run", "-b", benchmark(data_format, moved), "-b",
-                   benchmark(data_format, changed), *run, cache=generic_cache, cwd=tmp_path))
-    # the moved file's two jobs were found stored; the changed file's ran
-    assert result.stdout.splitlines()[-1] == f"2 finished, 0 failed, 2 already in {db}"
-    runs = runs_in(db)
-    assert len(runs) == 4
-    names = {r["benchmark"] for r in runs}
-    (other,) = names - {name}
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_moved_file_finds_its_results_and_changed_file_is_another_benchmark(own_data,
+                                                                              data_format):
+    # each format's moved file: 2 jobs found stored; its changed file: 2 jobs run
+    assert ok(own_data["rerun"]).stdout.splitlines()[-1] == (
+        f"8 finished, 0 failed, 8 already in {own_data['db']}")
+    (name,) = names_of(data_format, own_data["names"])
+    runs = [r for r in runs_in(own_data["db"]) if r["benchmark"].startswith(f"{data_format}-")]
+    assert sorted(r["method"] for r in runs if r["benchmark"] == name) == ["finetune", "retrain"]
+    (other,) = {r["benchmark"] for r in runs} - {name}
     assert other.split("@")[0] == name.split("@")[0] and other != name
+    assert sorted(r["method"] for r in runs if r["benchmark"] == other) == ["finetune", "retrain"]
 
-    report = tmp_path / "report.html"
-    show, written = ub_many([["show", "--json", "--db", str(db)],
-                             ["report", "--out", str(report), "--db", str(db)]],
-                            generic_cache, tmp_path)
-    ok(written)
-    rows = json.loads(ok(show).stdout)
-    assert {row["benchmark"] for row in rows} == names
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_show_and_report_on_own_data(own_data, data_format):
+    ok(own_data["report"])
+    rows = [row for row in json.loads(ok(own_data["show"]).stdout)
+            if row["benchmark"].startswith(f"{data_format}-")]
+    assert len(rows) == 4  # two methods on the moved (first) and the changed data
     for row in rows:
         assert row["failed"] == 0
         if row["method"] == "retrain":
             assert row["metrics"]["avg_gap"]["mean"] == 0.0
             # 4 classes: chance is 25%; 8x8 digits 0-3 are easy (the full set scores ~95%)
             assert row["metrics"]["ta"]["mean"] > 70
-    page = report.read_text()
-    assert name in page and other in page and str(tmp_path / "first") not in name
+    page = own_data["page"].read_text()
+    assert all(row["benchmark"] in page for row in rows)
+    assert str(own_data["work"]) not in " ".join(row["benchmark"] for row in rows)
 
 
 @pytest.mark.slow

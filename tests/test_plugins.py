@@ -139,7 +139,7 @@ def test_a_plugin_may_not_take_a_built_in_name_nor_be_missing(tmp_path):
     shadow = run_cli(["unlearnbench", "--plugin", "shadow.py", "list"], tmp_path, tmp_path)
     assert shadow.returncode == 2
     assert shadow.stderr.strip() == (
-        f"error: {tmp_path.resolve() / 'shadow.py'} registers the data set 'digits', a built-in "
+        f"error: {tmp_path.resolve() / 'shadow.py'} registers the dataset 'digits', a built-in "
         f"name ({REPO / 'src/unlearnbench/data/digits.py'}); register it under another name")
     missing = run_cli(["unlearnbench", "--plugin", "nowhere.py", "list"], tmp_path, tmp_path)
     assert missing.returncode == 2

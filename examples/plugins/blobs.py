@@ -20,5 +20,5 @@ def load_blobs():
 @benchmarks.register("blobs-random10", dataset="blobs")
 def blobs_random10():
     """Synthetic blobs, MLP; forget a random 10% of the training set."""
-    return BenchmarkSpec("blobs-random10", "blobs", "mlp", Recipe(epochs=10, batch_size=32, lr=0.05),
-                         ForgetSpec("random", 0.1))
+    recipe = Recipe(epochs=10, batch_size=32, lr=0.05)
+    return BenchmarkSpec("blobs-random10", "blobs", "mlp", recipe, ForgetSpec("random", 0.1))

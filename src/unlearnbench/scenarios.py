@@ -96,8 +96,10 @@ def get_spec(name: str) -> BenchmarkSpec:
     ``[requests=4]``, ``[fraction=0.2]``; a tuple as ``classes=3+8``). Loader options come
     first: the prefix reaches a field whose bare name a loader option takes (news'
     ``forget_fraction`` stays the loader's). A variant is a benchmark of its own name, so its
-    records never mix with the original's. Every value must lie in its field's declared range,
-    and a request field must be one its (final) kind reads (``specs.check_request``)."""
+    records never mix with the original's; a variant on your own data
+    (``npz-random10[path=FILE,name=NAME]``) is named by the data's content instead of its path
+    (``content_name``). Every value must lie in its field's declared range, and a request
+    field must be one its (final) kind reads (``specs.check_request``)."""
     base, bracket, rest = name.partition("[")
     spec = benchmarks.get(base).obj()
     if not bracket:

@@ -55,5 +55,5 @@ def unlearn_request(model_path, data_path, forget, method, out, holdout, assignm
     audit = delete(model_path, data_path, forget, method, out, holdout=holdout, params=params,
                    recipe=recipe, seed=seed, db=db, retrain=retrain, device=device,
                    command=recorded_command(), utility_tolerance=utility_tolerance)
-    for line in summary(audit):
-        console.print(line, markup=False, highlight=False)
+    for line in summary(audit):  # one terminal line each, however long
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -98,8 +98,8 @@ def labels_of(y, source) -> np.ndarray:
     if y.ndim != 1:
         raise UserError(f"{source}: labels have shape {y.shape}; store one label per example")
     if y.dtype.kind in "US" or (y.dtype == object and all(isinstance(v, str) for v in y)):
-        names = sorted(set(y.tolist()), key=class_order)
-        return np.array([names.index(v) for v in y.tolist()], dtype=np.int64)
+        number = {name: i for i, name in enumerate(sorted(set(y.tolist()), key=class_order))}
+        return np.array([number[v] for v in y.tolist()], dtype=np.int64)
     if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.isfinite(y).all()
                                 and (y == np.round(y)).all()):
         if len(y) and y.min() < 0:
@@ -173,10 +173,13 @@ def assemble(source, x, y, ids=None, split=None, name: str | None = None) -> Dat
             raise UserError(f"{source}: ids must be unique integers, one per example; fix them "
                             "or drop them (examples are then numbered by row)")
         ids = ids.astype(np.int64)
+    split = None if split is None else split_names(source, split, len(y))
     digest = hashlib.sha256()
     for array in (np.asarray(x.shape), x, y, ids):
         digest.update(np.ascontiguousarray(array).tobytes())
-    positions = split_positions(source, y, split, digest)
+    if split is not None:
+        digest.update("\n".join(split.tolist()).encode())
+    positions = split_positions(y, split)
     label = digest.hexdigest()[:12]
     return DataBundle(f"{name}@{label}" if name else label,
                       *(make_split(part, x[positions[part]], y[positions[part]],
@@ -184,7 +187,20 @@ def assemble(source, x, y, ids=None, split=None, name: str | None = None) -> Dat
                       num_classes=int(y.max()) + 1)
 
 
-def split_positions(source, y: np.ndarray, split, digest) -> dict[str, np.ndarray]:
+def split_names(source, split, n: int) -> np.ndarray:
+    """The split column as text: train, test or validation for each of the n examples."""
+    split = np.asarray([s.decode() if isinstance(s, bytes) else str(s) for s in split])
+    unknown = sorted(set(split.tolist()) - set(SPLITS))
+    if len(split) != n or unknown:
+        raise UserError(f"{source}: split must name train, test or validation for each "
+                        f"example (found {unknown[:3] or len(split)})")
+    if not (split == "train").any() or not (split == "test").any():
+        raise UserError(f"{source}: split has no train or no test examples; mark some, or "
+                        "drop split to carve a test split")
+    return split
+
+
+def split_positions(y: np.ndarray, split: np.ndarray | None) -> dict[str, np.ndarray]:
     """Row positions of train, validation and test: from ``split`` where given (a missing
     validation part is carved from train), else carved, stratified with a fixed seed."""
     rng = np.random.default_rng(SPLIT_SEED)
@@ -192,15 +208,6 @@ def split_positions(source, y: np.ndarray, split, digest) -> dict[str, np.ndarra
         test = stratified(y, np.arange(len(y)), TEST_FRACTION, rng)
         train = np.setdiff1d(np.arange(len(y)), test)
     else:
-        split = np.asarray([s.decode() if isinstance(s, bytes) else str(s) for s in split])
-        unknown = sorted(set(split.tolist()) - set(SPLITS))
-        if len(split) != len(y) or unknown:
-            raise UserError(f"{source}: split must name train, test or validation for each "
-                            f"example (found {unknown[:3] or len(split)})")
-        digest.update("\n".join(split.tolist()).encode())
-        if not (split == "train").any() or not (split == "test").any():
-            raise UserError(f"{source}: split has no train or no test examples; mark some, or "
-                            "drop split to carve a test split")
         train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
         if (split == "validation").any():
             return {"train": train, "validation": np.flatnonzero(split == "validation"),
@@ -276,8 +283,7 @@ def load_imagefolder(path: str | None = None, name: str | None = None,
 @datasets.register("hf", content_named=True)
 def load_hf(path: str | None = None, name: str | None = None, size: str | None = None,
             label: str = "label", image: str | None = None) -> DataBundle:
-    """Your Hugging Face datasets directory (path=DIR, from save_to_disk): image or feature
-    columns and a label column."""
+    """Your Hugging Face save_to_disk directory (path=DIR): image or feature and label columns."""
     import datasets as hf
     import pandas as pd
 

@@ -64,7 +64,7 @@ def render_deletions(runs: list[dict], console) -> None:
         for run in mine:
             for warning in (run.get("settings") or {}).get("deletion", {}).get("warnings", []):
                 console.print(f"  run {run['id']}: warning: {warning['message']}", markup=False,
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
             if run["error"]:
                 console.print(f"  run {run['id']} failed: {run['error']}", markup=False,
-                              highlight=False)
+                              highlight=False, soft_wrap=True)

@@ -146,15 +146,15 @@ def leaderboard_table(rows: list[dict]) -> str:
     notes = ["Mean ± seed standard deviation over seeds; [low, high]: 95% bootstrap interval of "
              "the mean."]
     metric = sort_metric({m for row in rows for m in row["metrics"]})
-    if metric:
+    if metric and not ranked:
         notes.append(f"Sorted by {esc(TITLES.get(metric, metric))}, {HEADLINE[metric][1]}.")
     if ranked:
         by = next(row["rank"]["by"] for row in rows if row.get("rank"))
         criteria = ", ".join(esc(TITLES.get(m, m)) for m in HEADLINE
                              if any(m in row["metrics"] for row in rows))
-        notes.append(f"Rank: {RANKING_NAMES.get(by, esc(by))} of the per-seed rankings on "
-                     f"{criteria}; ≈: within noise of the best row; (k/K): ranked on k of K "
-                     "criteria.")
+        notes.append(f"Sorted by rank: {RANKING_NAMES.get(by, esc(by))} of the per-seed "
+                     f"rankings on {criteria}; ≈: within noise of the best row (judged with at "
+                     "least 3 shared seeds); (k/K): ranked on k of K criteria.")
     errors = "".join(f"<li>{esc(row['label'])} failed: {esc('; '.join(row['errors']))}</li>"
                      for row in rows if row["errors"])
     return (f'<h3>Leaderboard</h3><div class="scroll"><table class="leaderboard">{head}{body}'

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from ..stats.ranking import aggregate_order, criteria_counts, ranked_criteria
 from ..stats.uncertainty import seed_summary, within_noise
@@ -68,6 +68,10 @@ HEADLINE = {"avg_gap": (_lower, "lower is better"),
             "knowmem_forget": (_lower, "lower is better"),
             "knowmem_retain": (_higher, "higher is better")}
 RANKINGS = ("kemeny", "borda", "mean")
+# Seeds a row must share with the best row for "≈" to be judged (see `_rank_table`).
+MIN_PAIRED_SEEDS = 3
+# Method labels longer than this are shown in the terminal as "METHOD #k", with a legend.
+MAX_LABEL = 40
 RANKING_NAMES = {"kemeny": "Kemeny consensus", "borda": "Borda count", "mean": "mean rank"}
 
 
@@ -94,14 +98,15 @@ def _setting(value) -> str:
 
 
 def _label(method: str, params: dict, settings: dict | None,
-           variants: list[tuple[dict, dict | None]]) -> str:
+           variants: list[tuple[dict, dict | None]], rounded: bool = False) -> str:
     """The method name, plus the hyperparameters (``ga[lr=0.001]``) and the run settings
     (``ga (max_steps=5)``) that differ between its variants: (params, settings) pairs, settings
-    None for runs stored before settings were recorded."""
+    None for runs stored before settings were recorded. ``rounded``: floats to 3 significant
+    digits (the terminal's label for tuned values such as lr=0.0012345678)."""
     label = method
     differing = sorted(k for k in params if len({json.dumps(p.get(k)) for p, _ in variants}) > 1)
     if differing:
-        label += f"[{','.join(f'{k}={params[k]}' for k in differing)}]"
+        label += f"[{','.join(f'{k}={_value(params[k], rounded)}' for k in differing)}]"
     if len({json.dumps(s, sort_keys=True) for _, s in variants}) == 1:
         return label
     if settings is None:
@@ -111,6 +116,10 @@ def _label(method: str, params: dict, settings: dict | None,
     if not differing:
         return label
     return f"{label} ({', '.join(f'{k}={_setting(settings[k])}' for k in differing)})"
+
+
+def _value(value, rounded: bool) -> str:
+    return f"{value:.3g}" if rounded and isinstance(value, float) else str(value)
 
 
 def _latest_per_seed(group: list[dict]) -> list[dict]:
@@ -125,10 +134,12 @@ def _latest_per_seed(group: list[dict]) -> list[dict]:
 
 def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
     """Rows of {benchmark, method, label, params, settings, seeds, failed, errors, metrics:
-    {name: {mean, std, std_of_mean, n, low, high}}, rank, within_noise_of_best}, sorted by
-    benchmark, then by the table's sort metric (best first, missing last, then by label). A
-    row holds one run per seed (`_latest_per_seed`); ``failed`` counts its seeds whose run
-    failed. ``rank`` and ``within_noise_of_best`` are explained in `_rank_table`."""
+    {name: {mean, std, std_of_mean, n, low, high}}, rank, within_noise_of_best,
+    paired_seeds}, sorted by benchmark, then by rank (so that row order and the Rank column
+    agree), then, for rows without a rank, by the table's sort metric (best first, missing
+    last), then by label. A row holds one run per seed (`_latest_per_seed`); ``failed``
+    counts its seeds whose run failed. ``rank``, ``within_noise_of_best`` and
+    ``paired_seeds`` are explained in `_rank_table`."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         groups[group_key(table_name(run), run["method"], run["params"],
@@ -166,13 +177,17 @@ def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
         sorted_by[benchmark] = sort_metric({name for row in mine for name in row["metrics"]})
         _rank_table(mine, per_seed, rank_by, sorted_by[benchmark])
 
-    def order(row):
-        metric = sorted_by[row["benchmark"]]
-        stat = row["metrics"].get(metric)
-        score = HEADLINE[metric][0](stat["mean"]) if stat else 0.0
-        return row["benchmark"], stat is None, -score, row["label"]
+    return sorted(rows, key=lambda row: (row["benchmark"],
+                                         *_place(row, sorted_by[row["benchmark"]])))
 
-    return sorted(rows, key=order)
+
+def _place(row: dict, metric: str | None) -> tuple:
+    """A row's place in its table: by rank, then (unranked rows) by the sort metric's mean,
+    best first, missing last, then by label."""
+    stat = row["metrics"].get(metric) if metric else None
+    score = HEADLINE[metric][0](stat["mean"]) if stat else 0.0
+    position = row["rank"]["position"] if row["rank"] else math.inf
+    return position, stat is None, -score, row["label"]
 
 
 def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | None) -> None:
@@ -187,9 +202,12 @@ def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | No
     on no criterion.
 
     within_noise_of_best: whether the row's oriented sort-metric values over seeds are
-    within noise of the best row's (`stats.uncertainty.within_noise`: paired t-test over the
-    shared seeds, p ≥ 0.05, else overlapping bootstrap intervals); None for the best row
-    and rows without the sort metric."""
+    within noise of the best row's, the first in the table's order (`_place`) with the sort
+    metric (`stats.uncertainty.within_noise`: paired t-test over the shared seeds, p ≥ 0.05);
+    None for the best row, rows without the sort metric, and rows sharing fewer than
+    `MIN_PAIRED_SEEDS` seeds with the best (a t-test on 2 pairs has one degree of freedom:
+    its p-value says next to nothing). paired_seeds: the number of seeds shared with the
+    best row (None where within_noise_of_best is not judged for that reason)."""
     table = {}
     for row in rows:
         seeds = per_seed[(row["benchmark"], row["label"])]
@@ -203,13 +221,13 @@ def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | No
         ranked_on = counts.get(row["label"], 0)
         row["rank"] = ({"by": rank_by, "position": order.index(row["label"]) + 1,
                         "criteria": ranked_on, "of": total} if order and ranked_on else None)
-        row["within_noise_of_best"] = None
+        row["within_noise_of_best"] = row["paired_seeds"] = None
 
     if metric is None:
         return
     orient = HEADLINE[metric][0]
     scored = [row for row in rows if metric in row["metrics"]]
-    best = min(scored, key=lambda row: (-orient(row["metrics"][metric]["mean"]), row["label"]))
+    best = min(scored, key=lambda row: _place(row, metric))
 
     def oriented(row):
         seeds = per_seed[(row["benchmark"], row["label"])][metric]
@@ -217,7 +235,9 @@ def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | No
 
     for row in scored:
         if row is not best:
-            row["within_noise_of_best"] = within_noise(oriented(best), oriented(row))
+            row["paired_seeds"] = len(set(oriented(best)) & set(oriented(row)))
+            if row["paired_seeds"] >= MIN_PAIRED_SEEDS:
+                row["within_noise_of_best"] = within_noise(oriented(best), oriented(row))
 
 
 def to_json(rows: list[dict]) -> str:
@@ -280,8 +300,12 @@ def render(rows: list[dict], console) -> None:
         columns = [(name, title) for name, title in TABLE_COLUMNS
                    if any(name in row["metrics"] for row in mine)]
         metric = sort_metric({name for row in mine for name in row["metrics"]})
-        sorted_by = f"; sorted by {TITLES[metric]}, {HEADLINE[metric][1]}" if metric else ""
         ranked = any(row.get("rank") for row in mine)
+        if ranked:
+            sorted_by = f"; sorted by {' + '.join(_headlines(mine))} rank"
+        else:
+            sorted_by = f"; sorted by {TITLES[metric]}, {HEADLINE[metric][1]}" if metric else ""
+        labels, legend = _terminal_labels(mine)
         table = Table(title=f"{escape(benchmark)} (mean ± std over seeds{sorted_by})")
         table.add_column("Method", no_wrap=True)
         table.add_column("Seeds", justify="right")
@@ -293,15 +317,40 @@ def render(rows: list[dict], console) -> None:
             seeds = str(len(row["seeds"])) + (f" ({row['failed']} failed)" if row["failed"] else "")
             # Labels such as ga[lr=0.001] would otherwise be read as rich markup and lose
             # their brackets, making variants indistinguishable.
-            table.add_row(escape(row["label"]), seeds, *([format_rank(row)] if ranked else []),
+            table.add_row(escape(labels[id(row)]), seeds, *([format_rank(row)] if ranked else []),
                           *(escape(format_cell(row["metrics"].get(name))) for name, _ in columns))
         console.print(table)
-        for line in _footnotes(mine, metric, ranked):
+        for line in [*legend, *_footnotes(mine, metric, ranked)]:
             console.print(f"  {line}", markup=False, highlight=False)
         for row in mine:
             if row["errors"]:
                 console.print(f"  {row['label']} failed: {'; '.join(row['errors'])}", markup=False,
                               highlight=False)
+
+
+def _terminal_labels(rows: list[dict]) -> tuple[dict[int, str], list[str]]:
+    """One table's labels as the terminal shows them ({id(row): label}), and the legend lines
+    they need: hyperparameters rounded to 3 significant digits; a label still longer than
+    `MAX_LABEL`, or one the rounding made ambiguous, becomes "METHOD #k" with its full label
+    in the legend. (JSON, CSV and the HTML report keep the full label.)"""
+    shown = {}
+    for row in rows:
+        variants = [(r["params"], r["settings"]) for r in rows if r["method"] == row["method"]]
+        shown[id(row)] = _label(row["method"], row["params"], row["settings"], variants,
+                                rounded=True)
+    taken = Counter(shown.values())
+    legend, numbered = [], Counter()
+    for row in rows:
+        if len(shown[id(row)]) > MAX_LABEL or taken[shown[id(row)]] > 1:
+            numbered[row["method"]] += 1
+            shown[id(row)] = f"{row['method']} #{numbered[row['method']]}"
+            legend.append(f"{shown[id(row)]}: {row['label']}")
+    return shown, legend
+
+
+def _headlines(rows: list[dict]) -> list[str]:
+    """The titles of the headline metrics the rows were ranked on."""
+    return [TITLES[name] for name in HEADLINE if any(name in row["metrics"] for row in rows)]
 
 
 def _footnotes(rows: list[dict], metric: str | None, ranked: bool) -> list[str]:
@@ -318,6 +367,10 @@ def _footnotes(rows: list[dict], metric: str | None, ranked: bool) -> list[str]:
                                       "rankings (seeds missing)." if partial else "."))
     if any(row["within_noise_of_best"] for row in rows):
         lines.append(f"≈: within noise of the best row on {TITLES[metric]} (paired t-test over "
-                     "shared seeds, p ≥ 0.05; with fewer than 2 shared seeds, overlapping 95% "
-                     "bootstrap intervals).")
+                     f"the seeds shared with it, at least {MIN_PAIRED_SEEDS}, p ≥ 0.05).")
+    if any(row["paired_seeds"] is not None and row["paired_seeds"] < MIN_PAIRED_SEEDS
+           for row in rows):
+        lines.append(f"Too few seeds to tell rows within noise of the best (≈): rows sharing "
+                     f"fewer than {MIN_PAIRED_SEEDS} seeds with it are not compared; run "
+                     f"--seeds {MIN_PAIRED_SEEDS} or more.")
     return lines
