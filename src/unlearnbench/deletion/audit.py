@@ -144,7 +144,7 @@ def _speedup(speed: dict) -> str:
         return (f"{_number(speed['value'])}x, measured ({speed['retrain_seconds']:.2f} s to "
                 f"retrain, {speed['unlearn_seconds']:.2f} s to unlearn)")
     if speed["value"] is None:
-        return "no estimate: the method took no optimizer steps"
+        return "none: the method took no optimizer steps (or no measurable time)"
     return f"{_number(speed['value'])}x, estimate: {_text(speed['basis'])}"
 
 
@@ -236,8 +236,8 @@ def summary(audit: dict) -> list[str]:
         lines.append(f"retrained comparison skipped: {audit['retrain']['reason']}")
     speed = audit["speedup"]
     if speed["value"] is not None:
-        lines.append(f"speed-up over retraining: {_number(speed['value'])}x "
-                     f"({'measured' if speed['kind'] == 'measured' else 'estimate from the recipe'})")
+        how = "measured" if speed["kind"] == "measured" else "estimate from the recipe"
+        lines.append(f"speed-up over retraining: {_number(speed['value'])}x ({how})")
     lines += [f"unlearned model and audit (audit.json, audit.md): {audit['output']['path']}",
               f"recorded as run {store['run_id']} in {store['path']} (benchmark "
               f"{store['benchmark']})"]

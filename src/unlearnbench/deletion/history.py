@@ -19,7 +19,8 @@ def _number(value, form: str = ".1f") -> str:
 
 
 def _before_after(metrics: dict, name: str, form: str) -> str:
-    return f"{_number(metrics.get('original_' + name), form)} → {_number(metrics.get(name), form)}"
+    before, after = metrics.get("original_" + name), metrics.get(name)
+    return f"{_number(before, form)} → {_number(after, form)}"
 
 
 def render_deletions(runs: list[dict], console) -> None:
@@ -42,8 +43,9 @@ def render_deletions(runs: list[dict], console) -> None:
             metrics, settings = run["metrics"], run.get("settings") or {}
             request = settings.get("deletion", {})
             auc = metrics.get("mia_auc")
-            mia = ("—" if auc is None else f"{auc:.3f} [{_number(metrics.get('mia_auc_low'), '.3f')}"
-                   f", {_number(metrics.get('mia_auc_high'), '.3f')}]")
+            low, high = metrics.get("mia_auc_low"), metrics.get("mia_auc_high")
+            mia = "—" if auc is None else \
+                f"{auc:.3f} [{_number(low, '.3f')}, {_number(high, '.3f')}]"
             if "speedup" in metrics:
                 speed = f"{_number(metrics['speedup'])}x"
             elif "speedup_estimate" in metrics:

@@ -71,9 +71,11 @@ def _warning(code: str, message: str, **numbers) -> dict:
 def speedup(timings: dict, retrain: dict, recipe: dict, retained: int) -> dict:
     """Retraining's cost over the unlearning's: measured in seconds when the request retrained,
     else estimated in optimizer steps from the recipe (epochs × ⌈retained / batch size⌉ steps
-    of retraining against the method's steps; ``value`` None when the method took none)."""
+    of retraining against the method's steps); ``value`` None when the method took no time or
+    no steps."""
     if retrain.get("done"):
-        return {"kind": "measured", "value": retrain["seconds"] / timings["unlearn_seconds"],
+        seconds = timings["unlearn_seconds"]
+        return {"kind": "measured", "value": retrain["seconds"] / seconds if seconds > 0 else None,
                 "retrain_seconds": retrain["seconds"],
                 "unlearn_seconds": timings["unlearn_seconds"]}
     retrain_steps = recipe["epochs"] * -(-retained // recipe["batch_size"])
