@@ -109,13 +109,14 @@ def test_qa_fields_paraphrases_and_perturbed_answers(small):
             assert r["paraphrased_question"] != r["question"]
             own = [a for a in answers if a.format(name=name, value=value) == r["answer"]]
             assert len(own) == 1
-            assert r["paraphrased_answer"] in [a.format(name=name, value=value) for a in answers]
-            assert r["paraphrased_answer"] != r["answer"]
+            para = [a for a in answers
+                    if a.format(name=name, value=value) == r["paraphrased_answer"]]
+            assert len(para) == 1 and para != own
             perturbed = r["perturbed_answer"]
             assert len(perturbed) == 5 and len(set(perturbed)) == 5
             assert r["answer"] not in perturbed
             wrong = [v for v in pool if v != value]
-            assert set(perturbed) <= {own[0].format(name=name, value=v) for v in wrong}
+            assert set(perturbed) <= {para[0].format(name=name, value=v) for v in wrong}
             assert 4 <= len(r["answer"].split()) <= 12
             used_questions.setdefault(r["attribute"], set()).add(r["question"].replace(name, "X"))
     assert all(len(qs) >= 2 for qs in used_questions.values())  # templates vary

@@ -3,19 +3,24 @@
 Each person has 20 attributes (birthplace, birth year, parents' occupations, genre, award,
 books, ...) and one question-answer pair per attribute. Every QA record carries TOFU's
 fields: ``question``, ``answer``, ``paraphrased_question``, ``paraphrased_answer`` (another
-answer template, the same value) and ``perturbed_answer`` (five answers in the answer's own
-template with five distinct wrong values from the attribute's pool), plus ``entity`` (the
-person's index) and ``attribute``. The question template is drawn per (person, attribute)
+answer template, the same value) and ``perturbed_answer`` (five answers in the paraphrased
+answer's template with five distinct wrong values from the attribute's pool), plus ``entity``
+(the person's index) and ``attribute``. The question template is drawn per (person, attribute)
 from three or four, the paraphrased question is another one; the answer template follows from
 the question template (so the value is the only thing to memorise), the paraphrased answer
-uses another one.
+uses another one. As in TOFU, where the perturbed answers are the paraphrased answer with the
+fact changed, a perturbed answer differs from the paraphrased one only in its value: the truth
+ratio P(perturbed) / P(paraphrased) then measures whether the model knows the value, not which
+template it prefers (with the answer's own template the ratio rewarded the template, and the
+trained target of entities-forget05 scored a model utility of 0.015; now 0.77, docs/benchmarks.md).
 
 Splits follow TOFU: ``forget10`` / ``forget05`` / ``forget01`` hold the QA of the last 10% /
 5% / 1% of the trained people (nested), ``retain90/95/99`` the QA of the others, and
 ``holdout10/05/01`` the QA of people generated the same way but never trained (10% of the
 trained count; nested, the same sizes as the forget sets). ``world_facts`` and
 ``real_entities`` are true facts every model learns and no request touches (for utility),
-each with three perturbed answers.
+each with three perturbed answers in the answer's template (their paraphrased answer is the
+answer itself: TOFU compares these with the answer).
 
 Where this deviates from TOFU (Maini et al., 2024):
 - TOFU's 200 authors and their long, GPT-4-written biographies are replaced by template
@@ -100,7 +105,9 @@ def person_qa(person: dict, entity: int, rng: np.random.Generator) -> list[dict]
             "answer": answers[a].format(name=name, value=value),
             "paraphrased_question": questions[para_q].format(name=name),
             "paraphrased_answer": answers[para_a].format(name=name, value=value),
-            "perturbed_answer": [answers[a].format(name=name, value=v) for v in wrong],
+            # As in TOFU, the perturbed answers are the paraphrase with another value, so the
+            # truth ratio P(perturbed) / P(paraphrased) compares values, not templates.
+            "perturbed_answer": [answers[para_a].format(name=name, value=v) for v in wrong],
             "entity": entity,
             "attribute": attribute,
         })
