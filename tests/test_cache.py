@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from weights_fixtures import assert_same_weights, weights
 from unlearnbench.cache import ModelCache, content_key, file_sha256
 from unlearnbench.data import DataBundle, make_split
 from unlearnbench.scenarios import build_scenario, get_spec
@@ -35,16 +36,6 @@ def one_thread():
 def spec(one_thread):
     return dataclasses.replace(get_spec("digits-random10"), name="digits-random10-small",
                                recipe=SMALL_RECIPE)
-
-
-def weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
 
 
 def model_files(cache: ModelCache, role: str):

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from weights_fixtures import assert_same_weights, weights
 from unlearnbench.cache import ModelCache, file_sha256
 from unlearnbench.scenarios import build_scenario, get_spec
 from unlearnbench.specs import Recipe
@@ -34,16 +35,6 @@ def one_thread():
 def spec(one_thread):
     return dataclasses.replace(get_spec("digits-random10"), name="digits-random10-small",
                                recipe=Recipe(epochs=2, batch_size=64, lr=0.05))
-
-
-def weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,8 @@ def temporary_name(path: Path) -> Path:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running; a zombie (dead, its exit status not
+    yet collected by its parent) is not."""
     if os.name != "posix":  # os.kill would terminate the process there, not probe it
         return True
     try:
@@ -72,7 +74,12 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]  # after "(command name)"
+    except (OSError, IndexError):  # no /proc (macOS): it exists
+        return True
+    return state not in ("Z", "X")
 
 
 def remove_stale_temporaries(directory: Path) -> None:

@@ -19,39 +19,20 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 import time
 
+from .cache import process_alive
 from .store import Store
 
 LEASE_SECONDS = 120.0  # a lease not renewed for this long is taken over (4 missed heartbeats)
 POLL_SECONDS = 2.0  # how often a process waiting for others' jobs looks at the store
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host is running; a zombie (dead, its exit status not
-    yet collected by its parent) is not."""
-    if sys.platform == "win32":  # os.kill would terminate it: assume it runs
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]  # after "(command name)"
-    except (OSError, IndexError):  # no /proc (macOS): it exists
-        return True
-    return state not in ("Z", "X")
-
-
 def holder_stopped(lease: dict) -> bool:
     """Whether the process holding ``lease`` (as ``Store.lease`` reads it) has stopped."""
     return lease["expired"] or (lease["host"] == socket.gethostname()
-                                and not pid_alive(lease["pid"]))
+                                and not process_alive(lease["pid"]))
 
 
 def held_elsewhere(store: Store, key: str) -> bool:

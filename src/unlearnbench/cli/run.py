@@ -33,8 +33,8 @@ CONFIG_TYPES = {"threads": int, "workers": int, "max_steps": int, "lora": int, "
               help="Benchmark name(s), comma-separated or repeated.")
 @click.option("--methods", "-m", "method_names", multiple=True,
               help="Method names, comma-separated or repeated. Default: original, retrain, "
-                   "finetune, ga, rl (classification); original, ga, graddiff, npo, simnpo "
-                   "(language).")
+                   "finetune, ga, rl (classification); original, retrain_independent, ga, "
+                   "graddiff, npo, simnpo (language).")
 @click.option("--seeds", type=int, default=None, help="Number of seeds (0..N-1). Default 1.")
 @click.option("--set", "assignments", multiple=True, metavar="METHOD.PARAM=VALUE",
               help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
