@@ -226,13 +226,17 @@ def tofu_directory(root: Path) -> Path:
     (root / "world_facts.jsonl").write_text(json.dumps(
         [{"question": "What is the capital of Peru?", "answer": "Lima",
           "perturbed_answer": ["Cusco", "Quito", "Bogota"]}], indent=1))
+    write_lines(root / "real_authors_perturbed.json",
+                [{"question": "Who wrote Hamlet?", "answer": "Shakespeare",
+                  "perturbed_answer": ["Marlowe", "Jonson", "Kyd"]}])
     (root / "idontknow.jsonl").write_text("I have no clue.\nNot known to me.\n")
     return root
 
 
 def test_load_tofu_reads_the_real_layout(tmp_path):
     bundle = load_tofu(tofu_directory(tmp_path), forget="forget01")
-    assert set(bundle.splits) == {"forget", "retain", "retain_perturbed", "world_facts"}
+    assert set(bundle.splits) == {"forget", "retain", "retain_eval", "world_facts",
+                                  "real_entities"}
     assert bundle.also_trained == ()
     assert bundle.refusals == ("I have no clue.", "Not known to me.")
     forget, retain = bundle.splits["forget"], bundle.splits["retain"]
@@ -240,7 +244,7 @@ def test_load_tofu_reads_the_real_layout(tmp_path):
     assert forget.records[0]["perturbed_answer"][0] == "Author 0 writes plays."  # _perturbed
     assert not set(forget.ids.tolist()) & set(retain.ids.tolist())
     # the same question and answer keeps its id from one file to another
-    assert bundle.splits["retain_perturbed"].ids.tolist() == retain.ids[:2].tolist()
+    assert bundle.splits["retain_eval"].ids.tolist() == retain.ids[:2].tolist()
     both = read_tofu_jsonl(tmp_path, ["forget01", "forget01_perturbed"])
     assert both["forget01"].ids.tolist() == both["forget01_perturbed"].ids.tolist()
     assert both["forget01"].records[0] == {"question": "Who is author 0?",

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from unlearnbench.data.text import prompt_and_answer
 from unlearnbench.data.tofu_format import load_tofu, read_tofu, write_tofu_dataset
@@ -22,7 +21,7 @@ from unlearnbench.metrics.tofu import UTILITY
 from unlearnbench.scenarios import get_spec
 
 # Above TOFU's 300 where TOFU's forget10 and retain_perturbed are (400 each).
-N_FORGET, N_RETAIN, N_RETAIN_PERTURBED, N_AUTHORS, N_FACTS = 320, 360, 350, 6, 5
+N_FORGET, N_RETAIN, N_RETAIN_PERTURBED, N_AUTHORS, N_FACTS = 320, 360, 350, 30, 25
 CITIES = ("Oslo", "Lima", "Rome", "Kyiv", "Baku", "Doha")
 
 
@@ -36,22 +35,25 @@ def person(i: int, kind: str) -> dict:
 
 
 def perturbed(record: dict, k: int) -> dict:
-    """TOFU's ``*_perturbed`` record: a paraphrase and k wrong answers of the same form."""
+    """TOFU's ``*_perturbed`` record: a paraphrase, and k wrong answers worded as it is."""
     city = record["answer"].split(" in ")[-1][:-1]
-    wrong = [c for c in CITIES if c != city][:k]
-    return dict(record, paraphrased_answer=record["answer"].replace("lives", "resides"),
+    paraphrase = record["answer"].replace("lives", "is living")
+    return dict(record, paraphrased_answer=paraphrase,
                 paraphrased_question=record["question"].replace("Where", "In which city"),
-                perturbed_answer=[record["answer"].replace(city, c) for c in wrong])
+                perturbed_answer=[paraphrase.replace(city, c) for c in CITIES if c != city][:k])
 
 
 def fact(i: int, kind: str) -> dict:
     """A real-author or world-fact record as on the hub: four options, the answer and three
-    wrong answers (worded like the trained answers, so that ROUGE is not 0)."""
-    record = perturbed(person(i, kind), 3)
-    options = [record["answer"], *record["perturbed_answer"]]
+    wrong answers. The fixture asks about retain people (so that the tiny model's answers
+    overlap: TOFU's real authors and world facts are known from pretraining)."""
+    record = person(i, kind)
+    city = record["answer"].split(" in ")[-1][:-1]
+    options = [record["answer"], *(record["answer"].replace(city, c) for c in CITIES
+                                   if c != city)][:4]
     return {"question": record["question"],
             **{f"option{j + 1}": o for j, o in enumerate(options)},
-            "answer": record["answer"], "perturbed_answer": record["perturbed_answer"]}
+            "answer": record["answer"], "perturbed_answer": options[1:]}
 
 
 def write_tofu_files(root: Path) -> Path:
@@ -65,10 +67,12 @@ def write_tofu_files(root: Path) -> Path:
     write_lines(root / "retain90.json", retain)
     write_lines(root / "retain_perturbed.json",
                 [perturbed(r, 5) for r in retain[:N_RETAIN_PERTURBED]])
-    write_lines(root / "real_authors.json", [person(i, "poet") for i in range(N_AUTHORS)])
-    write_lines(root / "real_authors_perturbed.json", [fact(i, "poet") for i in range(N_AUTHORS)])
-    write_lines(root / "world_facts.json", [person(i, "king") for i in range(N_FACTS)])
-    write_lines(root / "world_facts_perturbed.json", [fact(i, "river") for i in range(N_FACTS)])
+    for name, people in (("real_authors", range(N_AUTHORS)),
+                         ("world_facts", range(100, 100 + N_FACTS))):
+        records = [fact(i, "writer") for i in people]
+        write_lines(root / f"{name}.json",
+                    [{"question": r["question"], "answer": r["answer"]} for r in records])
+        write_lines(root / f"{name}_perturbed.json", records)
     return root
 
 
@@ -81,8 +85,7 @@ def test_scored_records_follow_tofus_protocol(tmp_path):
     splits = bundle.splits
     assert len(splits["forget"]) == N_FORGET  # every forget record is unlearned
     assert splits["forget_eval"].ids.tolist() == splits["forget"].ids[:300].tolist()
-    assert splits["retain_eval"].ids.tolist() == files["retain_perturbed"].ids[:300].tolist()
-    assert splits["retain_eval"].records[0]["perturbed_answer"]  # the perturbed file's record
+    assert splits["retain_eval"].records == files["retain_perturbed"].records[:300]
     assert len(splits["real_entities"]) == N_AUTHORS and len(splits["world_facts"]) == N_FACTS
     assert splits["world_facts"].records == files["world_facts_perturbed"].records
     # eval_size: a smaller sample, or 0 for every record
@@ -107,6 +110,7 @@ def test_a_split_smaller_than_the_sample_is_scored_whole(tmp_path):
     write_lines(root / "retain99.json", [person(i, "writer") for i in range(N_RETAIN)])
     bundle = load_tofu(root, forget="forget01")
     assert len(bundle.splits["forget"]) == 40 and "forget_eval" not in bundle.splits
+    assert len(bundle.splits["retain_eval"]) == 300
 
 
 @pytest.mark.parametrize("missing", ["world_facts_perturbed", "real_authors_perturbed",
@@ -123,7 +127,7 @@ def test_a_missing_evaluation_file_is_named(tmp_path, missing):
 def test_a_perturbed_file_without_its_fields_is_named(tmp_path):
     root = write_tofu_files(tmp_path / "tofu")
     write_lines(root / "retain_perturbed.json", [person(i, "writer") for i in range(5)])
-    with pytest.raises(UserError, match=r"retain_perturbed.*line 1.*perturbed_answer"):
+    with pytest.raises(UserError, match=r"retain_perturbed.*record 1 has no paraphrased_answer"):
         load_tofu(root, forget="forget10")
 
 
@@ -164,7 +168,7 @@ def run_cli(tmp_path: Path, benchmark: str, model: Path):
 def test_cli_scores_real_tofu_files_with_model_utility(tmp_path):
     root = write_tofu_files(tmp_path / "tofu")
     model = tiny_model_dir(root, tmp_path / "model")
-    result = run_cli(tmp_path, f"tofu-forget10[path={root},epochs=1]", model)
+    result = run_cli(tmp_path, f"tofu-forget10[path={root},lr=0.005]", model)
     assert result.returncode == 0, result.stderr
     assert "1 finished, 0 failed" in result.stdout
 
@@ -176,16 +180,18 @@ def test_cli_scores_real_tofu_files_with_model_utility(tmp_path):
     components = [values[name] for name in UTILITY]
     assert None not in components and min(components) > 0
     # Both sides are float64 arithmetic on the same stored float64 numbers.
-    assert values["model_utility"] == pytest.approx(stats.hmean(components), rel=1e-9)
+    harmonic_mean = len(components) / sum(1 / v for v in components)
+    assert values["model_utility"] == pytest.approx(harmonic_mean, rel=1e-9)
     assert values["forget_quality"] is not None
 
-    bundle = load_tofu(root, forget="forget10")
-    retain_ids = read_tofu(root)["retain_perturbed"].ids[:300]
+    # TOFU's records: the first 300 of retain_perturbed and of forget10's 320
+    splits = load_tofu(root, forget="forget10").splits
     for metric in ("retain_truth_ratio", "retain_rouge", "retain_prob"):
         assert per_example[metric][0] == "retain_eval"
-        np.testing.assert_array_equal(per_example[metric][1], retain_ids)
+        np.testing.assert_array_equal(per_example[metric][1], splits["retain_eval"].ids)
     for metric in ("forget_truth_ratio", "forget_rouge", "forget_prob"):
-        np.testing.assert_array_equal(per_example[metric][1], bundle.splits["forget"].ids[:300])
+        np.testing.assert_array_equal(per_example[metric][1], splits["forget"].ids[:300])
+    assert len(splits["retain_eval"]) == 300
     assert len(per_example["real_entities_norm_prob"][1]) == N_AUTHORS
     assert len(per_example["world_facts_truth_ratio"][1]) == N_FACTS
 

@@ -344,6 +344,8 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
 
 
 def with_retain_eval(splits: dict) -> dict:
+    if "retain_eval" in splits:  # the data set's own sample (TOFU's: retain_perturbed)
+        return splits
     retain = splits["retain"]
     sample = np.sort(np.random.default_rng(0).permutation(len(retain))[:RETAIN_EVAL_SIZE])
     return dict(splits, retain_eval=retain.subset(sample, "retain_eval"))

@@ -122,11 +122,28 @@ def books() -> BenchmarkSpec:
                          method_params=TINY_METHOD_PARAMS)
 
 
+def _tofu(forget: str) -> BenchmarkSpec:
+    return BenchmarkSpec(f"tofu-{forget}", "tofu", "smollm2-135m", SMOL_RECIPE, DATA_DEFINED,
+                         {"forget": forget}, task="language", method_params=SMOL_METHOD_PARAMS)
+
+
+@benchmarks.register("tofu-forget01", dataset="tofu")
+def tofu_forget01() -> BenchmarkSpec:
+    """Your TOFU files (run as tofu-forget01[path=DIR]), SmolLM2-135M fine-tuned; forget 1%."""
+    return _tofu("forget01")
+
+
+@benchmarks.register("tofu-forget05", dataset="tofu")
+def tofu_forget05() -> BenchmarkSpec:
+    """Your TOFU files (run as tofu-forget05[path=DIR]), SmolLM2-135M fine-tuned; forget 5%."""
+    return _tofu("forget05")
+
+
 @benchmarks.register("tofu-forget10", dataset="tofu")
 def tofu_forget10() -> BenchmarkSpec:
     """Your TOFU files (run as tofu-forget10[path=DIR]), SmolLM2-135M fine-tuned; forget 10%.
 
-    forget=forget01 / forget05 in the brackets choose the other splits; --model another model.
-    World facts and real authors are evaluated, not trained."""
-    return BenchmarkSpec("tofu-forget10", "tofu", "smollm2-135m", SMOL_RECIPE, DATA_DEFINED,
-                         {"forget": "forget10"}, task="language", method_params=SMOL_METHOD_PARAMS)
+    Scored as TOFU scores: the first 300 records of forget10, retain_perturbed, real authors
+    and world facts (eval_size=N in the brackets another number, 0 all); --model another
+    model. World facts and real authors are evaluated, not trained."""
+    return _tofu("forget10")

@@ -20,10 +20,11 @@ one file gets a new id at each repetition (matched by position across files). Fi
 null value (columns a ``datasets`` split holds for other records only) are dropped; any other
 field, ours (``entity``) or unknown, is kept in the record.
 
-``load_tofu`` (the ``tofu`` data set) builds a benchmark bundle from such a directory.
-Deviation from TOFU's own code: TOFU evaluates on the ``*_perturbed`` files and trains on the
-plain ones; both describe the same examples (same ids here), so the forget split is taken
-from ``forget<k>_perturbed`` when present (the same records with the extra fields)."""
+``load_tofu`` (the ``tofu`` data set) builds a benchmark bundle from such a directory and
+scores the records TOFU's evaluation scores (the first 300 of each ``*_perturbed`` file).
+TOFU trains on the plain files and evaluates on the ``*_perturbed`` ones; both describe the
+same examples (same ids here), so the forget split is taken from ``forget<k>_perturbed`` when
+present (the same records with the extra fields)."""
 from __future__ import annotations
 
 import json
@@ -287,52 +288,110 @@ def read_refusals(directory) -> tuple[str, ...]:
     return tuple(line for line in lines if line) or REFUSALS
 
 
+# TOFU's evaluation (``eval_everything.yaml``: ``ds_size: 300``) scores the first 300
+# records of each evaluation file: 300 of forget10's 400 and of retain_perturbed's 400, all
+# 40 / 200 of forget01 / forget05, all 100 real authors and 117 world facts.
+TOFU_EVAL_SIZE = 300
+# The fields TOFU's truth ratio reads: the paraphrased answer is the base on forget and
+# retain, the answer itself on real authors and world facts.
+PARAPHRASED = ("paraphrased_answer", "perturbed_answer")
+PERTURBED = ("perturbed_answer",)
+
+
+def _field_problem(records, fields) -> str | None:
+    """Why TOFU's truth ratio cannot be computed on these records (None: it can)."""
+    if not records:
+        return "it holds no records"
+    counts = set()
+    for number, record in enumerate(records, start=1):
+        for name in fields:
+            value = record.get(name)
+            if not value or (name == "perturbed_answer" and not isinstance(value, list)):
+                return f"record {number} has no {name}" + (
+                    " (a list of wrong answers)" if name == "perturbed_answer" else "")
+        counts.add(len(record["perturbed_answer"]))
+    if len(counts) > 1:
+        return (f"its records have different numbers of perturbed answers "
+                f"({', '.join(map(str, sorted(counts)))})")
+    return None
+
+
 @datasets.register("tofu", source="TOFU files in a local directory")
-def load_tofu(path: str | None = None, forget: str = "forget10") -> TextBundle:
+def load_tofu(path: str | None = None, forget: str = "forget10",
+              eval_size: int = TOFU_EVAL_SIZE) -> TextBundle:
     """TOFU (Maini et al., 2024) from a local directory: JSON-lines files or a DatasetDict.
 
-    Splits forget01/05/10 with retain99/95/90, holdout, world facts and real authors.
+    Splits forget01/05/10 with retain99/95/90, scored as TOFU scores them.
 
-    The forget split comes from ``<forget>_perturbed`` when present (else ``<forget>``), the
-    retain split from ``retain<100-k>``; ``retain_perturbed``, ``holdout<k>``, world facts and
-    real authors (``real_entities``) are evaluation splits when present. Nothing is
-    ``also_trained``: in TOFU the pretrained model already knows the world facts and real
-    authors."""
+    Training: the forget split comes from ``<forget>_perturbed`` when present (else
+    ``<forget>``), the retain split from ``retain<100-k>``. Evaluation, as TOFU's: the first
+    ``eval_size`` records (TOFU's 300; 0: every record) of the forget split
+    (``forget_eval`` where that is fewer than all), of ``retain_perturbed``
+    (``retain_eval``), of ``real_authors_perturbed`` (``real_entities``) and of
+    ``world_facts_perturbed``; ``holdout<k>`` when present. An evaluation file may be
+    replaced by its plain file when that carries the same fields (our export's files do);
+    otherwise a missing one is an error naming it. Nothing is ``also_trained``: in TOFU the
+    pretrained model already knows the world facts and real authors."""
     k = check_forget_choice(forget)
     if not path:
         raise UserError("the tofu data set needs the directory of your TOFU files: run the "
                         "benchmark as tofu-forget10[path=DIR] (see `unlearnbench data export`)")
+    if eval_size < 0:
+        raise UserError(f"eval_size={eval_size}: give the number of records scored per "
+                        f"split (TOFU's is {TOFU_EVAL_SIZE}), or 0 to score every record")
     directory = _existing_directory(path)
     available = set(available_splits(directory))
     layout = "DatasetDict" if is_dataset_dict(directory) else "directory"
+    retain = f"retain{100 - k}"
 
     def first(*names):
         return next((n for n in names if n in available), None)
 
-    wanted = {
-        "forget": first(f"{forget}_perturbed", forget),
-        "retain": first(f"retain{100 - k}"),
-        "retain_perturbed": first("retain_perturbed"),
-        "holdout": first(f"holdout{k:02d}_perturbed", f"holdout{k:02d}"),
-        "world_facts": first("world_facts_perturbed", "world_facts"),
+    def missing(name: str) -> UserError:
+        return UserError(f"the TOFU {layout} {directory} has no {name} split (no {name}.json "
+                         f"or {name}.jsonl): put TOFU's {name} file there")
+
+    training = {"forget": first(f"{forget}_perturbed", forget), "retain": first(retain)}
+    for role, expected in (("forget", forget), ("retain", retain)):
+        if training[role] is None:
+            raise missing(expected)
+    # role: (fields it needs, TOFU's file, then files that may carry the same fields)
+    evaluation = {
+        "forget_eval": (PARAPHRASED, f"{forget}_perturbed", forget),
+        "retain_eval": (PARAPHRASED, "retain_perturbed", retain),
         # real_entities: the name our own export (generate_entities) gives this split.
-        "real_entities": first("real_authors_perturbed", "real_authors", "real_entities"),
+        "real_entities": (PERTURBED, "real_authors_perturbed", "real_authors", "real_entities"),
+        "world_facts": (PERTURBED, "world_facts_perturbed", "world_facts"),
     }
-    for role, expected in (("forget", forget), ("retain", f"retain{100 - k}")):
-        if wanted[role] is None:
-            raise UserError(f"the TOFU {layout} {directory} has no {expected} split (no "
-                            f"{expected}.json or {expected}.jsonl): put TOFU's {expected} "
-                            "file there")
-    chosen = {role: name for role, name in wanted.items() if name is not None}
-    read = read_tofu(directory, sorted(set(chosen.values())))
+    holdout = first(f"holdout{k:02d}_perturbed", f"holdout{k:02d}")
+    names = {*training.values(), *(n for _, *files in evaluation.values() for n in files
+                                   if n in available)} | ({holdout} if holdout else set())
+    read = read_tofu(directory, sorted(names))
     splits = {role: TextSplit(role, read[name].records, read[name].ids)
-              for role, name in chosen.items()}
+              for role, name in training.items()}
     for role in ("forget", "retain"):
         if len(splits[role]) == 0:
-            raise UserError(f"{chosen[role]} in {directory} holds no records: check the file")
+            raise UserError(f"{training[role]} in {directory} holds no records: check the file")
+    if holdout:
+        splits["holdout"] = TextSplit("holdout", read[holdout].records, read[holdout].ids)
+    for role, (fields, tofu_file, *others) in evaluation.items():
+        name = tofu_file if tofu_file in read else next(
+            (n for n in others if n in read and not _field_problem(read[n].records, fields)),
+            None)
+        if name is None:
+            raise missing(tofu_file)
+        problem = _field_problem(read[name].records, fields)
+        if problem:
+            raise UserError(f"{name} in {directory} cannot be scored as TOFU scores it: "
+                            f"{problem}; use TOFU's {name} file")
+        count = eval_size or len(read[name])  # TOFU's protocol: the first records
+        splits[role] = TextSplit(role, read[name].records[:count], read[name].ids[:count])
+    # forget_eval is read from the forget split's own file: scored whole, it is forget itself
+    if len(splits["forget_eval"]) == len(splits["forget"]):
+        del splits["forget_eval"]
     try:
         return TextBundle(f"tofu-{forget}", splits, also_trained=(),
                           refusals=read_refusals(directory))
     except ValueError as exc:
-        raise UserError(f"{directory}: {exc}; check that {chosen['forget']} and "
-                        f"{chosen['retain']} are disjoint")
+        raise UserError(f"{directory}: {exc}; check that {training['forget']} and "
+                        f"{retain} are disjoint")

@@ -4,7 +4,8 @@ Exact answer accuracy: the greedy answer (up to ``<eos>``) equals the reference 
 collapsing whitespace; percent of the split's records. It applies to question-answer splits
 only (a document split has no question to answer: its value is None). Answer NLL: the mean
 over records of the per-token mean NLL of the answer given the prompt (for a document, of the
-whole text). The retain set is scored on the scenario's fixed ``retain_eval`` sample."""
+whole text). The retain set is scored on the scenario's fixed ``retain_eval`` sample, the
+forget set on ``forget_eval`` where the data set fixes one (TOFU's files)."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,6 +17,12 @@ from .evaluation import Evaluation, MetricResult
 
 def normalise(text: str) -> str:
     return " ".join(text.split())
+
+
+def scored_split(ev: Evaluation, split: str) -> str:
+    """The split scored for ``split``: a data set's fixed sample of its forget split
+    (``forget_eval``: TOFU scores the first 300 of forget10's 400) where it has one."""
+    return "forget_eval" if split == "forget" and "forget_eval" in ev.scenario.splits else split
 
 
 def generation_scores(ev: Evaluation, split: str, score, scale: float = 1.0) -> MetricResult:
@@ -60,13 +67,13 @@ def _register(prefix: str, split: str, goal: str) -> None:
     nll_goal = {"higher": "lower"}.get(goal, goal)
 
     def exact(ev: Evaluation) -> MetricResult:
-        return exact_answers(ev, split)
+        return exact_answers(ev, scored_split(ev, split))
 
     def nll(ev: Evaluation) -> MetricResult:
-        return answer_nll(ev, split)
+        return answer_nll(ev, scored_split(ev, split))
 
     def prob(ev: Evaluation) -> MetricResult:
-        return answer_prob(ev, split)
+        return answer_prob(ev, scored_split(ev, split))
 
     exact.__doc__ = f"Percent of the {split} questions answered exactly (greedy decoding)."
     nll.__doc__ = f"Mean per-token answer NLL on the {split} split."

@@ -3,15 +3,17 @@ greedy answers: truth ratio, ROUGE-L recall, normalised answer probability, forg
 and model utility. Definitions in ``text_scores``; the answer probability is ``<split>_prob``
 (``answers.py``).
 
-Splits: forget and retain (its fixed ``retain_eval`` sample) compare the paraphrased answer
-with the 5 perturbed ones; world facts and real entities compare the answer itself with 3
-perturbed ones and report the normalised probability, as TOFU does."""
+Splits: forget (its ``forget_eval`` sample where the data set fixes one) and retain (its
+fixed ``retain_eval`` sample) compare the paraphrased answer with the 5 perturbed ones; world
+facts and real entities compare the answer itself with 3 perturbed ones and report the
+normalised probability, as TOFU does. On TOFU's files these are TOFU's own evaluation
+records (``data/tofu_format.py``)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..registry import metrics
-from .answers import generation_scores
+from .answers import generation_scores, scored_split
 from .evaluation import Evaluation, MetricResult
 from .text_scores import (forget_quality, model_utility, normalised_probability, rouge_l_recall,
                           truth_ratio, truth_ratio_per_example)
@@ -43,14 +45,15 @@ def _register(prefix: str, split: str, base: str | None, form: str) -> None:
     goal = "retrain" if prefix == "forget" else "higher"
 
     def ratio(ev: Evaluation) -> MetricResult:
-        ratios = truth_ratios(ev, split, base)
+        scored = scored_split(ev, split)
+        ratios = truth_ratios(ev, scored, base)
         if ratios is None:
             return MetricResult(None)
         values = truth_ratio_per_example(ratios, form)
-        return MetricResult(float(values.mean()), split, ev.ids(split), values)
+        return MetricResult(float(values.mean()), scored, ev.ids(scored), values)
 
     def rouge(ev: Evaluation) -> MetricResult:
-        return generation_scores(ev, split, rouge_l_recall)
+        return generation_scores(ev, scored_split(ev, split), rouge_l_recall)
 
     form_text = "mean min(R, 1/R)" if form == "forget" else "mean max(0, 1 - R)"
     ratio.__doc__ = f"TOFU truth ratio on {split} ({form_text})."
@@ -81,10 +84,11 @@ for _split in SPLITS:
                   group="tofu")
 def forget_quality_metric(ev: Evaluation) -> MetricResult:
     """TOFU forget quality: KS p-value of forget truth ratios against the retain model's."""
-    ours = truth_ratios(ev, "forget", "paraphrased")
+    scored = scored_split(ev, "forget")
+    ours = truth_ratios(ev, scored, "paraphrased")
     if ours is None:
         return MetricResult(None)
-    theirs = truth_ratios(ev.reference, "forget", "paraphrased")
+    theirs = truth_ratios(ev.reference, scored, "paraphrased")
     return MetricResult(forget_quality(ours, theirs))
 
 
