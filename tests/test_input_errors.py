@@ -6,10 +6,12 @@ The command-line cases run real ``unlearnbench`` processes (test_cli.py's helper
 time, once per module; their tests read the results."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from unlearnbench.cache import ModelCache
 from unlearnbench.cli import main
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.registry import methods
-from unlearnbench.specs import coerce, resolve_params
+from unlearnbench.specs import Recipe, coerce, resolve_params
 
 # --------------------------------------------------------------------------- CLI processes
 
@@ -287,22 +289,27 @@ def test_audit_is_standard_json_and_escaped_markdown(classifier, tmp_path):
     tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
     kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
     assert not kinds & {"em_open", "s_open", "link_open", "html_inline", "html_block"}
-    strong = [t for t in tokens if t.type == "inline"
-              for c in t.children if c.type == "strong_open"]
-    assert len(strong) == 4  # the audit's own labels: Removed, Method, Unlearned model, Recorded
+    # Bold text is only the audit's own labels and warning codes, never a name or an id.
+    strong = [t.children[i + 1].content for t in tokens if t.type == "inline"
+              for i, c in enumerate(t.children) if c.type == "strong_open"]
+    labels = {"Removed", "Method", "Unlearned model", "Speed-up over retraining", "Recorded"}
+    assert labels <= set(strong)
+    assert all(text in labels or re.fullmatch(r"[a-z_]+", text) for text in strong), strong
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert headings[0] == r"Deletion audit: n\|e\*t\_\`x\`\<i\>\\n\# h.py"
     title = next(t for t in tokens if t.type == "inline" and t.content == headings[0])
     assert "".join(c.content for c in title.children) == "Deletion audit: n|e*t_`x`<i>\\n# h.py"
-    assert headings[1:] == ["Before and after", "Membership inference", "Retrained comparison",
-                            "Provenance"]
+    assert headings[1:] == ["Warnings", "Before and after", "Membership inference",
+                            "Retrained comparison", "Training recipe", "Provenance"]
     removed = next(t for t in tokens if t.type == "inline" and t.content.startswith("**Removed**"))
     shown = "".join(c.content for c in removed.children if c.type == "text")
     assert "ids: " + ", ".join(ids) in shown
     cells = [t for t in tokens if t.type in ("th_open", "td_open")]
     # before/after: (header + 3 splits x 2 scores) x (split, score, original, unlearned);
-    # membership inference: (header + 2 models) x (model, AUC, interval)
-    assert len(cells) == 7 * 4 + 3 * 3
+    # membership inference: (header + 2 models) x (model, AUC, interval); training recipe:
+    # (header + each field) x (field, value, given or default)
+    recipe_rows = 1 + len(dataclasses.fields(Recipe))
+    assert len(cells) == 7 * 4 + 3 * 3 + recipe_rows * 3
 
     # audit.json: non-finite numbers are null, each reason under its JSON pointer.
     audit["metrics"]["unlearned"]["forget"]["loss"] = math.inf
