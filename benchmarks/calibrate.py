@@ -35,7 +35,7 @@ from unlearnbench.scenarios import build_scenario, get_spec
 from unlearnbench.store import Store
 
 NEAR = ["forget_truth_ratio", "forget_prob", "retain_prob", "privleak"]
-METRICS = ["forget_quality", *NEAR, "model_utility", *UTILITY]
+METRICS = list(dict.fromkeys(["forget_quality", *NEAR, "model_utility", *UTILITY]))
 
 # Under the null a p-value is uniform, so 95% of seeds are expected at or above 0.05; with
 # 5 seeds one below passes and two fail (a chance of 2% for a true null).
@@ -165,6 +165,11 @@ def reference_values(spec, seed: int, cache: ModelCache) -> dict:
     return {name: result.value for name, result in results.items()}
 
 
+def progress(job, record) -> None:
+    print(f"{job.method} seed {job.seed}: {record.status} {record.error or ''}",
+          file=sys.stderr, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="entities-forget05")
@@ -180,22 +185,18 @@ def main() -> int:
     original_job, = plan([args.benchmark], ["original"], [0], metric_names=METRICS)
     null_jobs = plan([args.benchmark], ["retrain_independent"], seeds, metric_names=METRICS)
     store = Store(args.db)
-    run_grid([original_job, *null_jobs], store, cache,
-             on_done=lambda job, record: print(f"{job.method} seed {job.seed}: {record.status}"
-                                               f"{' (' + record.error + ')' if record.error else ''}",
-                                               file=sys.stderr, flush=True))
+    run_grid([original_job, *null_jobs], store, cache, on_done=progress)
     stored = {run["key"]: run for run in store.runs(spec.name)}
-    failed = [run for job in (original_job, *null_jobs) if (run := stored[job.key])["status"]
-              != "finished"]
+    runs = [stored[job.key] for job in (original_job, *null_jobs)]
+    failed = [run for run in runs if run["status"] != "finished"]
     for run in failed:
         print(f"{run['method']} seed {run['seed']} failed: {run['error']}", file=sys.stderr)
     if failed:
         return 1
-    original = stored[original_job.key]["metrics"]
-    null = [stored[job.key]["metrics"] for job in null_jobs]
-    # The reference of seed 0 (where the benchmark fixes its models, the only one); without a
-    # fixed model seed each run seed has its own, and forget quality and PrivLeak of the
-    # stored runs compare with it.
+    original, null = runs[0]["metrics"], [run["metrics"] for run in runs[1:]]
+    # The reference of seed 0: where the benchmark fixes its models, the only one. Without a
+    # fixed model seed each run seed has its own (the stored forget quality and PrivLeak of
+    # that seed compare with it), and the table compares every column with seed 0's.
     reference = reference_values(spec, 0, cache)
     columns = {"reference": reference, "original": original,
                **{f"independent {job.seed}": values for job, values in zip(null_jobs, null)}}
