@@ -57,6 +57,11 @@ CASES = {
                                 "the directory of --out '{t}/a-file/r.html' is a file"),
     "report out unwritable": (["report", "--db", "{t}/runs.db", "--out", "{t}/r.html"],
                               "cannot write --out '{t}/r.html' (Is a directory"),
+    "cache dir that is a file": ([*RUN, "--db", "{t}/k2.db", "--cache-dir", "{t}/a-file"],
+                                 "Invalid value for '--cache-dir': Directory '{t}/a-file' is a "
+                                 "file. (see `unlearnbench run --help`)"),
+    "misspelt flag": ([*RUN, "--db", "{t}/k3.db", "--seed", "2"],
+                      "No such option '--seed'. (Did you mean one of: '--seeds'"),
     "show json and csv": (["show", "--db", "{t}/runs.db", "--json", "--csv"],
                           "--json and --csv each choose the output format: give one of them"),
     "cifar broken meta": (["run", "-b", "cifar10-random10[root={t}/cifar]", "-m", "original",

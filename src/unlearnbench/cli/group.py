@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err_console.print("aborted")
         sys.exit(130)
+    except click.UsageError as exc:  # a bad flag or value: one line like every other error
+        command = exc.ctx.command_path if exc.ctx is not None else "unlearnbench"
+        message = " ".join(exc.format_message().split())
+        err_console.print(f"error: {message} (see `{command} --help`)", highlight=False,
+                          markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
