@@ -181,6 +181,17 @@ def test_builtin_benchmarks_build_their_specs():
     assert spec.dataset in datasets and spec.model in models
 
 
+@pytest.mark.parametrize("name", benchmarks.names())
+def test_a_benchmarks_tuned_method_params_name_real_methods_and_hyperparameters(name):
+    # A typo in a benchmark's method_params would otherwise be ignored until that method runs
+    # on it; resolving them also checks each value against the hyperparameter's allowed range.
+    from unlearnbench.specs import resolve_params
+
+    for method, params in benchmarks.get(name).obj().method_params.items():
+        entry = methods.get(method)
+        resolve_params(entry.params, params, f"{name}: {method}")
+
+
 def test_the_package_exposes_the_public_functions_after_every_submodule_is_imported():
     """The package loads its public functions lazily; a submodule named like one of them would,
     once imported, be bound on the package over the function. Import every submodule, then
