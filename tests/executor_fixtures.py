@@ -93,39 +93,58 @@ def child_pids(pid: int) -> list[int]:
     return out
 
 
-def stored_run_count(db: Path) -> int:
-    """Runs stored so far, read while a sweep may still be writing (0 before the schema)."""
+def _read_only(db: Path, query: str) -> list[tuple]:
+    """Rows of ``query``, read while a sweep may still be writing ([] before the schema)."""
     if not db.exists():
-        return 0
+        return []
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            return con.execute(query).fetchall()
         finally:
             con.close()
     except sqlite3.OperationalError:  # the schema is not there yet
-        return 0
+        return []
+
+
+def stored_run_count(db: Path) -> int:
+    """Runs stored so far."""
+    rows = _read_only(db, "SELECT COUNT(*) FROM runs")
+    return rows[0][0] if rows else 0
+
+
+def busy_pids(db: Path) -> set[int]:
+    """Processes holding a lease on a job whose record is not stored yet: at work on it."""
+    return {pid for (pid,) in _read_only(
+        db, "SELECT pid FROM leases WHERE key NOT IN (SELECT key FROM runs)")}
 
 
 def kill_a_worker_mid_sweep(command: list[str], env: dict, cwd: Path, db: Path,
                             find_workers: Callable[[subprocess.Popen], list[int]]
-                            ) -> tuple[list[int], subprocess.CompletedProcess]:
-    """Start the sweep ``command``, SIGKILL the first of ``find_workers(parent)`` once the first
-    record is stored, and let the parent finish. Returns the workers found and the result."""
+                            ) -> tuple[list[int], int, subprocess.CompletedProcess]:
+    """Start the sweep ``command``; once the first record is stored, SIGKILL one of
+    ``find_workers(parent)`` that is at work on a job not stored yet (a worker killed between
+    writing a record and reporting it would lose nothing), and let the parent finish.
+    Returns the workers found, the one killed and the result."""
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + 240
-        while stored_run_count(db) == 0 and parent.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = find_workers(parent)
-        assert workers, parent.communicate(timeout=60)
-        os.kill(workers[0], signal.SIGKILL)
+        workers: list[int] = []
+        victims: list[int] = []
+        while not victims and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if stored_run_count(db):
+                workers = find_workers(parent)
+                victims = [pid for pid in workers if pid in busy_pids(db)]
+        assert victims, parent.communicate(timeout=60)
+        os.kill(victims[0], signal.SIGKILL)
         stdout, stderr = parent.communicate(timeout=240)  # no hang
     finally:
         if parent.poll() is None:
             parent.kill()
-    return workers, subprocess.CompletedProcess(command, parent.returncode, stdout, stderr)
+    return workers, victims[0], subprocess.CompletedProcess(command, parent.returncode, stdout,
+                                                            stderr)
 
 
 def assert_rerun_finishes(command: list[str], env: dict, cwd: Path, db: Path,

@@ -127,7 +127,7 @@ def test_a_killed_ray_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(
                ray_address, "--no-progress", "--db", str(db)]
     env = dict(os.environ, UNLEARNBENCH_CACHE=str(cache_dir), NO_COLOR="1")
     # both seeds' scenarios start at once: one task is still at work after the first record
-    _, killed = kill_a_worker_mid_sweep(command, env, tmp_path, db, lambda _: _running_tasks())
+    _, _, killed = kill_a_worker_mid_sweep(command, env, tmp_path, db, lambda _: _running_tasks())
     assert killed.returncode == 2, (killed.stdout, killed.stderr)
     errors = [line for line in killed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0] == killed.stderr.strip().splitlines()[-1]  # one line

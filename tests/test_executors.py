@@ -178,13 +178,13 @@ def test_a_killed_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(seria
                str(len(SEEDS)), "--max-steps", str(STEPS), "--workers", "2", "--no-progress",
                "--db", str(db)]
     env = dict(os.environ, UNLEARNBENCH_CACHE=str(cache_dir), NO_COLOR="1", OMP_NUM_THREADS="1")
-    workers, killed = kill_a_worker_mid_sweep(
+    workers, victim, killed = kill_a_worker_mid_sweep(
         command, env, tmp_path, db,
         lambda parent: [pid for pid in child_pids(parent.pid) if _is_worker(pid)])
     assert len(workers) == 2
     assert killed.returncode == 2, (killed.stdout, killed.stderr)
     (message,) = killed.stderr.strip().splitlines()  # one line
-    assert f"worker process {workers[0]} died (killed by SIGKILL)" in message
+    assert f"worker process {victim} died (killed by SIGKILL)" in message
     assert "jobs not done" in message and "run the same command again" in message
     before = stored(db)
     assert 1 <= len(before) < 6
