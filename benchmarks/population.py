@@ -66,7 +66,7 @@ def main() -> None:
     import torch
 
     from unlearnbench.cache import ModelCache
-    from unlearnbench.population import DEFAULT_MODELS, population_name, run_population
+    from unlearnbench.studies.population import DEFAULT_MODELS, population_name, run_population
     from unlearnbench.store import Store
 
     torch.set_num_threads(args.threads)

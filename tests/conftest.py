@@ -12,17 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def small_language_spec(name: str = "entities-test", **recipe):
     """entities-forget05 cut to 20 people and a one-layer tiny Llama (trains in seconds)."""
-    import dataclasses
+    from unlearnbench.testing import tiny_language_spec
 
-    from unlearnbench.scenarios import get_spec
-    from unlearnbench.specs import Recipe
-
-    return dataclasses.replace(
-        get_spec("entities-forget05"), name=name,
-        dataset_options={"forget": "forget05", "n_entities": 20},
-        recipe=Recipe(**{"epochs": 20, "batch_size": 32, "lr": 1e-2, "weight_decay": 0.0,
-                         "optimizer": "adamw", **recipe}),
-        model_options={"vocab_size": 512, "layers": 1, "hidden": 64})
+    return tiny_language_spec(name, **recipe)
 
 
 @pytest.fixture(scope="session")

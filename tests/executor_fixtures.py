@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from unlearnbench.cache import ModelCache
-from unlearnbench.runner import run_grid
+from unlearnbench.sweep.grid import run_grid
 from unlearnbench.store import Store
 
 _SCRIPT = Path(sys.executable).with_name("unlearnbench")

@@ -15,7 +15,7 @@ from torch import nn
 
 from unlearnbench import registry
 from unlearnbench.data import DataBundle, make_split
-from unlearnbench.scenarios import Scenario
+from unlearnbench.unlearning import Scenario
 from unlearnbench.specs import BenchmarkSpec, ForgetSpec, Recipe
 from unlearnbench.tasks.classification import ClassificationTask
 

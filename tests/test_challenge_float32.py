@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench.population import population_name
+from unlearnbench.studies.population import population_name
 from unlearnbench.stats.challenge_rules import rule_table
 from unlearnbench.stats.population import (
     example_epsilons,

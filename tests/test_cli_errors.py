@@ -141,7 +141,7 @@ BAD_INPUT = {
     "not-yaml": (["run", "--config", "{tmp}/bad.yaml"], "is not valid YAML"),
     "unknown-config-key": (["run", "--config", "{tmp}/unknown.yaml"], "unknown keys learning_rate"),
     "missing-store": (["show", "--db", "{tmp}/missing.db"], "no store at"),
-    "config-bad-seeds": (["run", "--config", "{tmp}/seeds.yaml"], "seeds must be a whole number"),
+    "config-bad-seeds": (["run", "--config", "{tmp}/seeds.yaml"], "seeds: expected int, got 'abc'"),
     "config-bad-params": (["run", "--config", "{tmp}/params.yaml"],
                           "params must map each method to its hyperparameters"),
     "bad-device": (["run", "-b", "digits-random10", "-m", "ga", "--device", "nonsense"],

@@ -195,7 +195,7 @@ def test_language_metrics_keep_tensors_on_the_task_device(language_scenario):
 
 
 AUDITED = [*(PACKAGE / d for d in ("methods", "metrics", "tasks", "deletion", "models")),
-           PACKAGE / "population.py", PACKAGE / "worst_case.py"]
+           PACKAGE / "studies" / "population.py", PACKAGE / "requests" / "worst_case.py"]
 
 
 def cuda_only_code(tree: ast.AST) -> list[tuple[int, str]]:

@@ -15,9 +15,11 @@ import pytest
 
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
-from unlearnbench.executors import SerialExecutor, make_executor
-from unlearnbench.executors_pool import ProcessPool
-from unlearnbench.runner import plan, run_grid
+from unlearnbench.sweep.executors.serial import SerialExecutor
+from unlearnbench.sweep.executors import make_executor
+from unlearnbench.sweep.executors.pool import ProcessPool
+from unlearnbench.sweep.jobs import plan
+from unlearnbench.sweep.grid import run_grid
 from unlearnbench.store import Store
 
 from executor_fixtures import (

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from unlearnbench.cache import ModelCache
-from unlearnbench.executors import Unit, Schedule, make_units
-from unlearnbench.runner import plan, run_grid
+from unlearnbench.sweep.executors.base import Unit, Schedule, make_units
+from unlearnbench.sweep.jobs import plan
+from unlearnbench.sweep.grid import run_grid
 from unlearnbench.store import RunRecord, Store
 
 from executor_fixtures import (

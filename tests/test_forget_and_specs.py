@@ -1,5 +1,5 @@
-"""Forget-set selection and the typed specs: hyperparameter resolution, --set parsing and YAML
-run configs (safe loading)."""
+"""Forget-set selection and the typed specs: hyperparameter resolution and --set parsing
+(YAML config files: test_config_schema.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from unlearnbench.data import make_split
-from unlearnbench.data.forget import select_forget
+from unlearnbench.requests.forget import select_forget
 from unlearnbench.errors import UserError
-from unlearnbench.specs import ForgetSpec, load_config, parse_assignments, resolve_params
+from unlearnbench.specs import ForgetSpec, parse_assignments, resolve_params
 
 
 def split_of(targets) -> object:
@@ -160,49 +160,3 @@ def test_parse_assignments():
 def test_parse_assignments_errors(item):
     with pytest.raises(UserError, match="METHOD.PARAM=VALUE"):
         parse_assignments([item])
-
-
-# --------------------------------------------------------------------------- YAML configs
-
-def test_load_config(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("benchmarks: [digits-random10]\nmethods: [finetune, ga]\nseeds: 3\n"
-                    "params: {ga: {lr: 0.001}}\n")
-    assert load_config(path) == {"benchmarks": ["digits-random10"], "methods": ["finetune", "ga"],
-                                 "seeds": 3, "params": {"ga": {"lr": 0.001}}}
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("")
-    assert load_config(empty) == {}
-
-
-def test_load_config_refuses_python_tags(tmp_path):
-    marker = tmp_path / "pwned"
-    for text in (f'!!python/object/apply:os.system ["touch {marker}"]\n',
-                 f'methods: !!python/object/apply:os.system ["touch {marker}"]\n',
-                 "seeds: !!python/object:collections.OrderedDict {}\n",
-                 "seeds: !!python/name:os.system\n"):
-        path = tmp_path / "evil.yaml"
-        path.write_text(text)
-        with pytest.raises(UserError, match="not valid YAML"):
-            load_config(path)
-    assert not marker.exists()
-
-
-@pytest.mark.parametrize("text, match", [
-    ("methods: [ga\n  - x: {", "not valid YAML"),
-    ("- ga\n- finetune\n", "mapping"),
-    ("just a string\n", "mapping"),
-    ("methods: [ga]\nlearning_rate: 3\n", "unknown keys learning_rate"),
-])
-def test_load_config_errors(tmp_path, text, match):
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(UserError, match=match):
-        load_config(path)
-
-
-def test_load_config_missing_file(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        load_config(tmp_path / "nope.yaml")
-    with pytest.raises(UserError, match="does not exist"):
-        load_config(tmp_path)  # a directory is not a config file

@@ -10,8 +10,8 @@ from torch import nn
 import unlearnbench as ub
 from unlearnbench.cache import ModelCache
 from unlearnbench.data import make_split
-from unlearnbench.data.forget import select_forget
-from unlearnbench.data.manipulate import add_trigger, backdoor, swap_labels
+from unlearnbench.requests.forget import select_forget
+from unlearnbench.requests.manipulate import add_trigger, backdoor, swap_labels
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import evaluate, metric_names_for
 from unlearnbench.specs import ForgetSpec
@@ -166,7 +166,8 @@ def test_sequential_requests_are_disjoint_and_accumulate(cache):
 
 
 def test_sequential_runner_chains_models_and_resumes(cache, tmp_path):
-    from unlearnbench.runner import plan, run_grid
+    from unlearnbench.sweep.jobs import plan
+    from unlearnbench.sweep.grid import run_grid
     from unlearnbench.store import Store
 
     store = Store(tmp_path / "seq.db")

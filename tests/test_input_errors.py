@@ -230,7 +230,7 @@ def test_nan_confidences_are_named():
 
 
 def test_population_refuses_a_model_with_nan_logits(model_cache):
-    from unlearnbench.population import collect
+    from unlearnbench.studies.population import collect
     from unlearnbench.scenarios import build_scenario, get_spec
 
     scenario = build_scenario(get_spec("digits-random10"), 0, ModelCache(model_cache))

@@ -21,8 +21,9 @@ import pytest
 
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
-from unlearnbench.leases import Leases
-from unlearnbench.runner import plan, run_grid
+from unlearnbench.sweep.leases import Leases
+from unlearnbench.sweep.jobs import plan
+from unlearnbench.sweep.grid import run_grid
 from unlearnbench.store import RunRecord, Store
 
 from executor_fixtures import CLI
@@ -78,7 +79,7 @@ def test_two_concurrent_runs_on_one_sqlite_file_run_each_job_once(tmp_path):
 # holds them until its input closes (a claimer that had exited would leave its keys free).
 CLAIMER = """
 import os, sys, time
-from unlearnbench.leases import Leases
+from unlearnbench.sweep.leases import Leases
 location, start, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
 leases = Leases(location)
 while not os.path.exists(start):

@@ -50,7 +50,7 @@ def test_token_statistics_match_an_explicit_computation(scenario, stats):
 from unlearnbench.metrics.evaluation import evaluate, metric_names_for  # noqa: E402
 from unlearnbench.metrics.inference import InferenceCache  # noqa: E402
 from unlearnbench.metrics.text_scores import truth_ratio  # noqa: E402
-from unlearnbench.runner import expand_metric_names  # noqa: E402
+from unlearnbench.sweep.jobs import expand_metric_names  # noqa: E402
 
 
 @pytest.fixture(scope="module")

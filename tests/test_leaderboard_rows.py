@@ -12,7 +12,7 @@ import pytest
 
 from unlearnbench.cli import main
 from unlearnbench.report.leaderboard import leaderboard
-from unlearnbench.runner import Job
+from unlearnbench.sweep.jobs import Job
 from unlearnbench.store import RunRecord, Store
 
 from test_cli import model_cache as model_cache  # the command-line tests' model cache fixture

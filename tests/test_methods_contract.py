@@ -1,5 +1,7 @@
-"""The contract every registered classification method must meet, checked on real digits
-scenarios (trained once for the module in a temporary model cache).
+"""The contract every registered method must meet, checked with ``unlearnbench.testing`` (the
+functions plugin authors run on their own methods) on real scenarios: digits for
+classification methods (trained once for the module in a temporary model cache), the small
+language scenario of ``conftest.py`` for language methods.
 
 The tests are parametrised over ``registry.methods.names()``, so a newly registered method is
 checked automatically: deterministic under a seed, never mutates the original, finite
@@ -14,29 +16,25 @@ import dataclasses
 
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import unlearnbench
-from unlearnbench import registry
+from unlearnbench import registry, testing
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.metrics.inference import InferenceCache
-from unlearnbench.scenarios import DATA_KINDS, get_spec
+from unlearnbench.scenarios import get_spec
 
-SEED = 0
+SEED = testing.SEED
 
 
-def classification_methods() -> list[str]:
+def methods_of(task: str) -> list[str]:
     return [name for name in registry.methods.names()
-            if "classification" in registry.methods.get(name).attributes.get("tasks", ())]
+            if task in registry.methods.get(name).attributes.get("tasks", ())]
 
 
-METHODS = classification_methods()
-
-
-def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+METHODS = methods_of("classification")
+LANGUAGE_METHODS = methods_of("language")
 
 
 def assert_state_equal(a: dict, b: dict, what: str) -> None:
@@ -68,49 +66,28 @@ def class_scenario(model_cache):
     return unlearnbench.scenario("digits-class", seed=SEED, cache=model_cache)
 
 
-@pytest.fixture(scope="module")
-def evaluations(scenario):
-    """One shared inference cache for all quality evaluations of this module, and the
-    original model's scores (the baseline each method must beat)."""
-    cache = InferenceCache(scenario.task)
-    original = evaluate(scenario, scenario.original, cache=cache)
-    reference = evaluate(scenario, scenario.reference, cache=cache)
-    return cache, original, reference
+def memoised_runs(scenario):
+    """``run(method)``: the method run once with its defaults and seed ``SEED`` (memoised, so
+    the contract checks share one run)."""
+    runs: dict[str, testing.MethodRun] = {}
 
-
-@dataclasses.dataclass
-class Run:
-    model: torch.nn.Module
-    timings: dict
-    changed_in_original: list
-    changed_in_reference: list
-
-
-@pytest.fixture(scope="module")
-def default_run(scenario):
-    """``default_run(method)``: the method run once with its defaults and seed ``SEED``
-    (memoised, so the contract checks share one run), with the names of any tensors of the
-    original or the reference that differ after the run from before it."""
-    runs: dict[str, Run] = {}
-
-    def run(method: str) -> Run:
+    def run(method: str) -> testing.MethodRun:
         if method not in runs:
-            original_before = snapshot(scenario.original)
-            reference_before = snapshot(scenario.reference)
-            model, timings = unlearnbench.unlearn(scenario, method, seed=SEED)
-            runs[method] = Run(model, timings, changed(original_before, scenario.original),
-                               changed(reference_before, scenario.reference))
+            runs[method] = testing.run_method(method, scenario)
         return runs[method]
 
     return run
 
 
-def changed(before: dict, model: torch.nn.Module) -> list[str]:
-    after = model.state_dict()
-    if after.keys() != before.keys():
-        return ["<keys>"]
-    return [k for k in before if before[k].dtype != after[k].dtype
-            or not torch.equal(before[k], after[k])]
+@pytest.fixture(scope="module")
+def default_run(scenario):
+    return memoised_runs(scenario)
+
+
+@pytest.fixture(scope="module")
+def evaluations(scenario):
+    """One inference cache for all quality evaluations of this module."""
+    return InferenceCache(scenario.task)
 
 
 def test_there_are_classification_methods():
@@ -118,84 +95,50 @@ def test_there_are_classification_methods():
         assert name in METHODS
 
 
+@pytest.mark.parametrize("method", registry.methods.names())
+def test_declaration(method):
+    """A one-line description, tasks, ``needs`` in the scenario's vocabulary (what the runner
+    checks a benchmark gives), hyperparameters with defaults."""
+    testing.check_method_declaration(method)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_deterministic_under_a_seed(scenario, default_run, method):
-    again, _ = unlearnbench.unlearn(scenario, method, seed=SEED)
-    assert_state_equal(default_run(method).model.state_dict(), again.state_dict(), method)
+    testing.check_deterministic(method, scenario, default_run(method))
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_never_mutates_the_original(scenario, default_run, method):
-    run = default_run(method)
-    model = run.model
-    assert model is not scenario.original
-    assert model is not scenario.reference
-    assert run.changed_in_original == [], f"{method} changed the original"
-    assert run.changed_in_reference == [], f"{method} changed the reference"
-    # The returned model owns its weights: no tensor shares storage with the original.
-    original_pointers = {t.data_ptr() for t in scenario.original.state_dict().values()}
-    for key, tensor in model.state_dict().items():
-        assert tensor.data_ptr() not in original_pointers, f"{method}: {key} shares storage"
+    testing.check_leaves_the_original(method, scenario, default_run(method))
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_finite_weights(default_run, method):
-    for key, tensor in default_run(method).model.state_dict().items():
-        if tensor.is_floating_point():
-            assert torch.isfinite(tensor).all(), f"{method}: {key} has NaN/inf"
+    testing.check_finite_weights(method, default_run(method))
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_respects_step_budget(scenario, method):
-    """With max_steps=3 at most 3 real optimizer steps happen (counted by a global hook on
-    every torch optimizer), and every real step is charged to the budget."""
-    steps = []
-    handle = register_optimizer_step_post_hook(
-        lambda optimizer, args, kwargs: steps.append(optimizer))
-    try:
-        _, timings = unlearnbench.unlearn(scenario, method, seed=SEED, max_steps=3)
-    finally:
-        handle.remove()
-    assert len(steps) <= 3, f"{method} took {len(steps)} optimizer steps with max_steps=3"
-    assert timings["steps"] <= 3
-    assert len(steps) <= timings["steps"], \
-        f"{method}: {len(steps)} real steps but only {timings['steps']} charged to the budget"
-
-
-@pytest.mark.parametrize("method", registry.methods.names())
-def test_declares_the_data_it_needs(method):
-    """``needs`` (what the runner checks a benchmark gives) uses the scenario's vocabulary."""
-    needs = registry.methods.get(method).attributes.get("needs")
-    assert needs is not None, f"{method} does not declare needs=(...)"
-    assert set(needs) <= set(DATA_KINDS), f"{method}: unknown needs {set(needs) - set(DATA_KINDS)}"
+    testing.check_step_budget(method, scenario)
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_hyperparameters_are_dataclasses_with_defaults(method):
+def test_hyperparameters_are_listed_as_declared(method):
     entry = registry.methods.get(method)
-    assert entry.description and "\n" not in entry.description
     if entry.params is None:
         return
-    assert dataclasses.is_dataclass(entry.params) and isinstance(entry.params, type)
-    for field in dataclasses.fields(entry.params):
-        has_default = field.default is not dataclasses.MISSING or \
-            field.default_factory is not dataclasses.MISSING
-        assert has_default, f"{method}.{field.name} has no default"
-    entry.params()  # constructible with no arguments
     rows = entry.param_fields()  # what `unlearnbench list` shows
     assert [r[0] for r in rows] == [f.name for f in dataclasses.fields(entry.params)]
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_runs_on_the_cnn(cnn_scenario, method):
-    """The same method on a convolutional model: finite weights, the original untouched,
+    """The same method on a convolutional model: the original untouched, finite weights,
     deterministic."""
-    before = snapshot(cnn_scenario.original)
-    model, _ = unlearnbench.unlearn(cnn_scenario, method, seed=SEED)
-    assert changed(before, cnn_scenario.original) == []
-    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-    again, _ = unlearnbench.unlearn(cnn_scenario, method, seed=SEED)
-    assert_state_equal(model.state_dict(), again.state_dict(), f"{method} on the CNN")
+    run = testing.run_method(method, cnn_scenario)
+    testing.check_leaves_the_original(method, cnn_scenario, run)
+    testing.check_finite_weights(method, run)
+    testing.check_deterministic(method, cnn_scenario, run)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -208,7 +151,7 @@ def test_refuses_a_task_it_does_not_support(scenario, method):
         unlearnbench.unlearn(speech, method)
 
 
-QUALITY_METHODS = [m for m in METHODS if m != "original"]
+QUALITY_METHODS = [m for m in METHODS if m not in testing.NO_OP_METHODS]
 # Whole-class forgetting removes one of ten classes, so the retrained model loses that class's
 # share of the test set (about 10 points). The utility bound is one-sided: an unlearned model
 # may not lose more than 5 points of test accuracy beyond the retrained model's, i.e. half a
@@ -218,51 +161,32 @@ QUALITY_METHODS = [m for m in METHODS if m != "original"]
 CLASS_TA_BOUND = 5.0
 
 
+@pytest.fixture(scope="module")
+def class_evaluations(class_scenario):
+    return InferenceCache(class_scenario.task)
+
+
 @pytest.mark.parametrize("method", QUALITY_METHODS)
-def test_class_forgetting_moves_toward_retrained_and_keeps_test_accuracy(class_scenario, method):
+def test_class_forgetting_moves_toward_retrained_and_keeps_test_accuracy(
+        class_scenario, class_evaluations, method):
     """Whole-class forgetting (digits-class): |FA(u) − FA(R)| < |FA(o) − FA(R)| as in the
     random-forgetting test below, and TA(u) ≥ TA(R) − CLASS_TA_BOUND points."""
-    cache = InferenceCache(class_scenario.task)
-    names = ["forget_accuracy", "ta"]
-    original = evaluate(class_scenario, class_scenario.original, names=names, cache=cache)
-    reference = evaluate(class_scenario, class_scenario.reference, names=names, cache=cache)
-    model, _ = unlearnbench.unlearn(class_scenario, method, seed=SEED)
-    unlearned = evaluate(class_scenario, model, names=names, cache=cache)
-    target = reference["forget_accuracy"].value
-    summary = (f"{method}: forget acc {unlearned['forget_accuracy'].value:.2f} (original "
-               f"{original['forget_accuracy'].value:.2f}, retrained {target:.2f}); test acc "
-               f"{unlearned['ta'].value:.2f} (retrained {reference['ta'].value:.2f})")
-    assert abs(unlearned["forget_accuracy"].value - target) < \
-        abs(original["forget_accuracy"].value - target), summary
-    assert unlearned["ta"].value >= reference["ta"].value - CLASS_TA_BOUND, summary
+    run = testing.run_method(method, class_scenario)
+    testing.check_moves_toward_reference(method, class_scenario, run, class_evaluations)
+    ta = {role: evaluate(class_scenario, model, names=["ta"], cache=class_evaluations)["ta"].value
+          for role, model in (("unlearned", run.model), ("retrained", class_scenario.reference))}
+    assert ta["unlearned"] >= ta["retrained"] - CLASS_TA_BOUND, f"{method}: test acc {ta}"
 
 
 @pytest.mark.parametrize("method", QUALITY_METHODS)
 def test_moves_toward_retrained_reference_on_forget_set(scenario, evaluations, default_run,
                                                        method):
-    """Criterion: |FA(u) − FA(R)| < |FA(o) − FA(R)|, with FA the forget-set accuracy of the
-    unlearned model u, the original o and the retrained reference R (digits-random10, seed 0,
-    the hyperparameters ``unlearn`` resolves for that benchmark).
-
-    Why this criterion: unlearning is about the forget set, and the retrained model is the
-    target, so the fair question is whether the method brings the forget-set behaviour
-    closer to the retrained model's. It is an absolute distance, so overshooting (e.g. a
-    collapsed gradient-ascent model at 0% forget accuracy when the reference sits near
-    96%) does not count as progress. Avg. Gap is not used as the pass criterion because
-    three of its four terms (RA, TA and part of MIA) do not measure forgetting at all: a
-    method can lower it by raising test accuracy without forgetting anything. Avg. Gap is
-    reported in the failure message for context."""
-    cache, original, reference = evaluations
-    run = default_run(method)
-    unlearned = evaluate(scenario, run.model, cache=cache, timings=run.timings)
-    target = reference["forget_accuracy"].value
-    before = abs(original["forget_accuracy"].value - target)
-    after = abs(unlearned["forget_accuracy"].value - target)
-    summary = (f"{method}: forget acc {unlearned['forget_accuracy'].value:.2f} "
-               f"(original {original['forget_accuracy'].value:.2f}, retrained {target:.2f}); "
-               f"avg gap {unlearned['avg_gap'].value:.3f} (original "
-               f"{original['avg_gap'].value:.3f})")
-    assert after < before, summary
+    """``check_moves_toward_reference`` (digits-random10, seed 0, the hyperparameters
+    ``unlearn`` resolves for that benchmark): |FA(u) − FA(R)| < |FA(o) − FA(R)| for the
+    forget-set accuracy FA. Avg. Gap is not the criterion because three of its four terms
+    (RA, TA and part of MIA) do not measure forgetting at all: a method can lower it by
+    raising test accuracy without forgetting anything."""
+    testing.check_moves_toward_reference(method, scenario, default_run(method), evaluations)
 
 
 def test_retrain_reproduces_reference_and_gap_is_exactly_zero(scenario, default_run):
@@ -279,3 +203,42 @@ def test_unknown_method_suggests_nearest_name(scenario, typo, suggestion):
         unlearnbench.unlearn(scenario, typo)
     assert "did you mean" in str(info.value)
     assert typo in str(info.value)
+
+
+# --------------------------------------------------------------------------- language methods
+
+@pytest.fixture(scope="module")
+def language_runs(language_scenario):
+    return memoised_runs(language_scenario)
+
+
+@pytest.fixture(scope="module")
+def language_evaluations(language_scenario):
+    return InferenceCache(language_scenario.task)
+
+
+@pytest.mark.parametrize("method", LANGUAGE_METHODS)
+def test_contract_on_language(language_scenario, language_runs, method):
+    """Deterministic under a seed, the original untouched, finite weights."""
+    run = language_runs(method)
+    testing.check_leaves_the_original(method, language_scenario, run)
+    testing.check_finite_weights(method, run)
+    testing.check_deterministic(method, language_scenario, run)
+
+
+@pytest.mark.parametrize("method", LANGUAGE_METHODS)
+def test_respects_step_budget_on_language(language_scenario, method):
+    testing.check_step_budget(method, language_scenario)
+
+
+# ``testing.moves_by_default``: on language, the methods the benchmark tunes for tiny models.
+LANGUAGE_QUALITY = [m for m in LANGUAGE_METHODS if m in testing.tiny_language_spec().method_params]
+
+
+@pytest.mark.parametrize("method", LANGUAGE_QUALITY)
+def test_moves_toward_the_retain_model_on_language(language_scenario, language_runs,
+                                                   language_evaluations, method):
+    """Each brings the forget set's answer NLL closer to the retain model's than the target's
+    is."""
+    testing.check_moves_toward_reference(method, language_scenario, language_runs(method),
+                                         language_evaluations)

@@ -14,7 +14,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from unlearnbench import registry
 from unlearnbench.data import DataBundle, make_split
-from unlearnbench.methods.base import UnlearnContext, last_layers
+from unlearnbench.methods.base import UnlearnContext
+from unlearnbench.models.inspect import last_layers
 from unlearnbench.methods.cf_k import CFkParams
 from unlearnbench.methods.eu_k import EUkParams
 from unlearnbench.methods.l1_sparse import (L1SparseParams, PruneL1Params, global_magnitude_masks,

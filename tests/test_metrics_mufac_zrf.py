@@ -25,7 +25,7 @@ from unlearnbench.metrics.mufac import (balanced_loss_samples, loss_lr_mia, nomu
                                         per_sample_loss)
 from unlearnbench.metrics.zrf import (RANDOM_MODEL_SEED_OFFSET, js_divergence,
                                       reference_code_zrf)
-from unlearnbench.scenarios import Scenario
+from unlearnbench.unlearning import Scenario
 from unlearnbench.specs import BenchmarkSpec, ForgetSpec, Recipe
 from unlearnbench.tasks.classification import ClassificationTask
 

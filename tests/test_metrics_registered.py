@@ -1,20 +1,19 @@
 """Every registered classification metric at once: on the hand-made scenario of
-``metric_fixtures.py`` they share one inference pass per model and split; on a real (small)
-scenario each is checked in the spirit of sklearn's ``check_estimator``, so that a newly
-registered metric is checked automatically."""
+``metric_fixtures.py`` they share one inference pass per model and split; on real (small)
+scenarios every classification and language metric is checked with
+``unlearnbench.testing.check_metric``, so that a newly registered metric is checked
+automatically."""
 from __future__ import annotations
 
 import copy
-import math
 
-import numpy as np
 import pytest
 
-import unlearnbench
-from unlearnbench import registry
+from unlearnbench import registry, testing
 from unlearnbench.cache import ModelCache
-from unlearnbench.metrics.evaluation import MetricResult, evaluate
+from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.metrics.inference import InferenceCache
+from unlearnbench.unlearning import Scenario
 
 from metric_fixtures import U_ROWS, TableModel, classification_metric_names, make_scenario
 
@@ -66,16 +65,41 @@ def test_each_metric_alone_passes_only_over_the_splits_it_needs():
 
 
 # --------------------------------------------------------------------------------------------
-# check_estimator-style sweep over every registered classification metric
+# check_estimator-style sweep over every registered classification and language metric
 # --------------------------------------------------------------------------------------------
+def task_metrics(task: str) -> list[str]:
+    return [e.name for e in registry.metrics.entries() if task in e.attributes.get("tasks", ())]
+
+
+class Subjects:
+    """Per scenario (the first small one of the task with the metric's splits): the finetuned
+    model ``check_metric`` scores, its timings and one inference cache, made once a module."""
+
+    def __init__(self, task: str, cache: ModelCache, first: Scenario | None = None):
+        self.task, self.cache, self.first = task, cache, first
+        self.made: dict[str, tuple] = {}
+
+    def __call__(self, name: str) -> tuple:
+        splits = registry.metrics.get(name).attributes.get("splits", ())
+        scenario = self.first
+        if scenario is None or not set(splits) <= set(scenario.splits):
+            scenario = testing.small_scenario(self.task, splits, cache=self.cache)
+        if scenario.spec.name not in self.made:
+            model, timings = testing.scored_model(scenario)
+            self.made[scenario.spec.name] = (scenario, model, timings,
+                                             InferenceCache(scenario.task))
+        return self.made[scenario.spec.name]
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    """The real digits-random10 scenario (trained once for this module) and a finetuned
-    model with its timings."""
-    cache = ModelCache(tmp_path_factory.mktemp("metrics-model-cache"))
-    scenario = unlearnbench.scenario("digits-random10", seed=0, cache=cache)
-    model, timings = unlearnbench.unlearn(scenario, "finetune", {"epochs": 1}, seed=0)
-    return scenario, model, timings
+    """The real digits scenarios (trained once for this module) and their scored models."""
+    return Subjects("classification", ModelCache(tmp_path_factory.mktemp("metrics-model-cache")))
+
+
+@pytest.fixture(scope="module")
+def language(language_scenario, language_cache):
+    return Subjects("language", language_cache, language_scenario)
 
 
 def test_some_classification_metrics_are_registered():
@@ -85,42 +109,21 @@ def test_some_classification_metrics_are_registered():
         assert expected in names
 
 
-@pytest.mark.parametrize("name", classification_metric_names())
+@pytest.mark.parametrize("name", task_metrics("classification"))
 def test_check_metric(name, digits):
-    scenario, model, timings = digits
-    entry = registry.metrics.get(name)
-    # A one-line description (shown by `unlearnbench list metrics`).
-    assert isinstance(entry.description, str) and entry.description.strip()
-    assert "\n" not in entry.description
+    scenario, model, timings, cache = digits(name)
+    testing.check_metric(name, scenario, model, timings, cache)
 
-    with_timings = evaluate(scenario, model, names=[name], timings=timings)[name]
-    without_timings = evaluate(scenario, model, names=[name])[name]
-    for result, has_timings in ((with_timings, True), (without_timings, False)):
-        assert isinstance(result, MetricResult)
-        if result.value is None:
-            # Only a timing metric, only without timings, may have no value.
-            assert not has_timings, f"{name} returned None even with timings"
-            assert isinstance(with_timings.value, float), \
-                f"{name} is None without timings but not a timing metric"
-            continue
-        assert isinstance(result.value, float) and not isinstance(result.value, bool), \
-            f"{name}: value {result.value!r} is not a float"
-        assert math.isfinite(result.value), f"{name}: value {result.value} is not finite"
-        if result.per_example is not None:
-            assert result.split in scenario.splits, name
-            assert result.ids is not None, name
-            per_example = np.asarray(result.per_example)
-            assert per_example.ndim == 1
-            assert len(per_example) == len(result.ids) == len(scenario.splits[result.split])
-            np.testing.assert_array_equal(result.ids, scenario.splits[result.split].ids)
-            assert np.isfinite(per_example.astype(float)).all(), name
-        elif result.ids is not None:
-            assert result.split in scenario.splits, name
+
+@pytest.mark.parametrize("name", task_metrics("language"))
+def test_check_language_metric(name, language):
+    scenario, model, timings, cache = language(name)
+    testing.check_metric(name, scenario, model, timings, cache)
 
 
 def test_real_scenario_reference_sanity(digits):
     """On the real scenario the identities that hold by definition hold."""
-    scenario, model, timings = digits
+    scenario, model, timings, _ = digits("ua")
     results = evaluate(scenario, model, timings=timings)
     assert results["ua"].value == pytest.approx(100.0 - results["forget_accuracy"].value)
     assert evaluate(scenario, scenario.reference, names=["avg_gap"])["avg_gap"].value == 0.0

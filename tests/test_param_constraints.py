@@ -1,6 +1,6 @@
 """Hyperparameters, training recipes and forget requests carry declared ranges, and a value
 outside them is refused when a run is planned, before anything trains: by ``plan`` (run,
-tune), ``api.unlearn``, population runs, benchmark variants and the deletion workflow."""
+tune), ``unlearning.unlearn``, population runs, benchmark variants and the deletion workflow."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,9 +19,9 @@ from unlearnbench.cache import ModelCache
 from unlearnbench.cli import main
 from unlearnbench.errors import UserError
 from unlearnbench.params import PRECISIONS, allowed
-from unlearnbench.population import run_population
+from unlearnbench.studies.population import run_population
 from unlearnbench.registry import benchmarks, methods
-from unlearnbench.runner import plan
+from unlearnbench.sweep.jobs import plan
 from unlearnbench.scenarios import build_scenario, get_spec
 from unlearnbench.specs import ForgetSpec, Recipe, resolve_params
 from unlearnbench.store import Store
@@ -63,7 +63,7 @@ def test_precision_names_match_the_training_loop():
 def test_benchmark_values_and_tuning_ranges_lie_inside_the_declared_ranges(benchmark):
     """A benchmark's tuned hyperparameters are accepted, and `tune` never proposes a value
     that the planner would refuse (both ends of every searched range are allowed)."""
-    from unlearnbench.tune import search_space
+    from unlearnbench.studies.tune import search_space
 
     spec = get_spec(benchmark)
     for entry in methods.entries():
@@ -183,7 +183,7 @@ def test_a_class_the_data_lacks_is_refused_before_training(tmp_path):
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing trained
 
 
-# --------------------------------------------------------------------------- api.unlearn
+# --------------------------------------------------------------------------- unlearning.unlearn
 
 def test_unlearn_refuses_before_the_method_runs(tmp_path):
     scenario = build_scenario("digits-random10[epochs=1]", 0, ModelCache(tmp_path / "cache"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unlearnbench import population
+from unlearnbench.studies import population
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
-from unlearnbench.population import (
+from unlearnbench.studies.population import (
     POPULATION_SEED,
     UNLEARN_SEED_OFFSET,
     population_name,

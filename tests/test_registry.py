@@ -185,11 +185,9 @@ def test_builtin_benchmarks_build_their_specs():
 def test_a_benchmarks_tuned_method_params_name_real_methods_and_hyperparameters(name):
     # A typo in a benchmark's method_params would otherwise be ignored until that method runs
     # on it; resolving them also checks each value against the hyperparameter's allowed range.
-    from unlearnbench.specs import resolve_params
+    from unlearnbench.testing import check_benchmark_spec
 
-    for method, params in benchmarks.get(name).obj().method_params.items():
-        entry = methods.get(method)
-        resolve_params(entry.params, params, f"{name}: {method}")
+    check_benchmark_spec(name)
 
 
 def test_the_package_exposes_the_public_functions_after_every_submodule_is_imported():

@@ -26,7 +26,8 @@ HOSTILE = "<script>alert(1)</script>"
 @pytest.fixture(scope="module")
 def digits_db(tmp_path_factory):
     from unlearnbench.cache import ModelCache
-    from unlearnbench.runner import plan, run_grid
+    from unlearnbench.sweep.jobs import plan
+    from unlearnbench.sweep.grid import run_grid
 
     work = tmp_path_factory.mktemp("report")
     store = Store(work / "digits.db", command=COMMAND)

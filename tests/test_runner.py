@@ -1,6 +1,7 @@
 """The runner keeps going when a job fails for any reason, and records why."""
 from unlearnbench.cache import ModelCache
-from unlearnbench.runner import plan, run_grid
+from unlearnbench.sweep.jobs import plan
+from unlearnbench.sweep.grid import run_grid
 from unlearnbench.store import Store
 
 

@@ -283,7 +283,8 @@ def _stored(store: Store, metrics: list[str]) -> dict[str, dict]:
 @pytest.mark.slow
 def test_a_sweep_stored_on_the_server_equals_it_stored_in_sqlite(postgres_url, tmp_path):
     from unlearnbench.cache import ModelCache
-    from unlearnbench.runner import plan, run_grid
+    from unlearnbench.sweep.jobs import plan
+    from unlearnbench.sweep.grid import run_grid
 
     jobs = plan(["digits-random10"], ["ga"], [0, 1], max_steps=5)
     cache = ModelCache(tmp_path / "cache")

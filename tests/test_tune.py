@@ -12,11 +12,11 @@ import optuna
 import pytest
 
 from unlearnbench.cache import ModelCache
-from unlearnbench.data.validation import select_validation
+from unlearnbench.requests.validation import select_validation
 from unlearnbench.errors import UserError
 from unlearnbench.scenarios import build_scenario, get_spec, load_data
 from unlearnbench.store import Store
-from unlearnbench.tune import Objective, objective_for, search_space, tune, tuned_overrides
+from unlearnbench.studies.tune import Objective, objective_for, search_space, tune, tuned_overrides
 
 BENCHMARK = "digits-random10"
 METHODS = ["finetune", "ga", "original"]

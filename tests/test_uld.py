@@ -26,7 +26,7 @@ from unlearnbench.methods.uld import (
     uniform_kl,
 )
 from unlearnbench.metrics.evaluation import evaluate, metric_names_for
-from unlearnbench.metrics.inference import model_fingerprint
+from unlearnbench.models.inspect import model_fingerprint
 from unlearnbench.models.language import tiny_llama
 
 SEED = 0

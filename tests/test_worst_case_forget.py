@@ -6,7 +6,7 @@ import pytest
 
 import unlearnbench as ub
 from unlearnbench.cache import ModelCache
-from unlearnbench.data.forget import select_hardest
+from unlearnbench.requests.forget import select_hardest
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.scenarios import get_spec

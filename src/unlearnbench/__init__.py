@@ -1,11 +1,11 @@
 """unlearnbench: machine unlearning methods and evaluations behind one API."""
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["scenario", "build_scenario", "unlearn", "evaluate", "delete", "__version__"]
 
 
 def __getattr__(name: str):
     # The public functions need torch, which takes seconds to import: load them on first use,
-    # so that commands which only read results (`show`, `--help`) start at once. No submodule
+    # so that `import unlearnbench` and `unlearnbench --help` start at once. No submodule
     # may share a name with them: importing it would bind the module over the function.
     if name in __all__:
         from . import api

@@ -56,9 +56,11 @@ def first_line(doc: str | None) -> str:
 class Registry:
     """Named components of one kind (methods, metrics, ...)."""
 
-    def __init__(self, kind: str, package: str):
+    def __init__(self, kind: str, package: str,
+                 check: Callable[[str, dict], None] | None = None):
         self.kind = kind
         self.package = package
+        self.check = check  # called with (name, attributes) on registration; raises if wrong
         self._entries: dict[str, Entry] = {}
         self._loaded = False
 
@@ -84,6 +86,8 @@ class Registry:
             text = description or first_line(getattr(obj, "__doc__", None))
             if not text:
                 raise ValueError(f"{self.kind} {name!r} needs a description or a docstring")
+            if self.check is not None:
+                self.check(f"{origin(obj)} registers the {self._singular()} {name!r}", attributes)
             self._entries[name] = Entry(name, obj, text, params, dict(attributes))
             return obj
 
@@ -123,12 +127,51 @@ class Registry:
         return self.kind[:-1] if self.kind.endswith("s") else self.kind
 
 
+# What a metric's registration says about reading it; every table, ranking and tuning
+# objective reads it from there (`check_metric`).
+#   goal: how it is ranked: "higher", "lower", "retrain" (closest to the retrained
+#     reference's value) or a number (closest to it: 0 for PrivLeak, 0.5 for an attack's
+#     accuracy);
+#   title: its display name; unit: one of UNITS; group: what it measures, one of GROUPS;
+#   column (optional): its place among a leaderboard table's columns (ascending);
+#   headline (optional, with a column): a table's rank aggregates it; the first headline
+#     column a table has is its sort metric;
+#   tasks, splits: where it applies (`metrics.evaluation`); suite (optional): a name
+#     `--metrics` accepts for every metric of that suite (tofu, muse, mia...).
+GOALS = ("higher", "lower", "retrain")
+UNITS = ("%", "fraction", "ratio", "nats", "bits", "s")
+GROUPS = ("forget", "privacy", "utility", "overall", "cost")
+METRIC_ATTRIBUTES = {"goal", "title", "unit", "group", "column", "headline", "tasks", "splits",
+                     "suite"}
+
+
+def check_metric(who: str, attributes: dict) -> None:
+    """Refuse a metric registration that leaves out, or misspells, what `GOALS`, `UNITS` and
+    `GROUPS` describe (``who``: "FILE registers the metric 'NAME'")."""
+    goal = attributes.get("goal")
+    if not (goal in GOALS or (isinstance(goal, (int, float)) and not isinstance(goal, bool))):
+        raise UserError(f"{who} with goal={goal!r}; give goal= one of {', '.join(GOALS)} or "
+                        "the number that is best")
+    for key, allowed in (("unit", UNITS), ("group", GROUPS)):
+        if attributes.get(key) not in allowed:
+            raise UserError(f"{who} with {key}={attributes.get(key)!r}; give {key}= one of "
+                            f"{', '.join(allowed)}")
+    if not isinstance(attributes.get("title"), str) or not attributes["title"].strip():
+        raise UserError(f"{who} without a title; give title= its display name")
+    if attributes.get("headline") and attributes.get("column") is None:
+        raise UserError(f"{who} as a headline without a column; give column= its place")
+    unknown = sorted(set(attributes) - METRIC_ATTRIBUTES)
+    if unknown:
+        raise UserError(f"{who} with {', '.join(unknown)}, which nothing reads; leave "
+                        f"{'it' if len(unknown) == 1 else 'them'} out")
+
+
 def _built_in(obj) -> bool:
     return (getattr(obj, "__module__", None) or "").startswith("unlearnbench.")
 
 
 methods = Registry("methods", "unlearnbench.methods")
-metrics = Registry("metrics", "unlearnbench.metrics")
+metrics = Registry("metrics", "unlearnbench.metrics", check=check_metric)
 benchmarks = Registry("benchmarks", "unlearnbench.benchmarks")
 datasets = Registry("datasets", "unlearnbench.data")
 models = Registry("models", "unlearnbench.models")

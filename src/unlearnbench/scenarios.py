@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import time
 import typing
-from dataclasses import dataclass, field
 
 import numpy as np
-from torch import nn
 
-from .cache import ModelCache, content_key
+from .cache import ModelCache
 from .data import DataBundle, Split
 from .data.documents import N_GROUPS
-from .data.forget import select_forget
-from .data.manipulate import backdoor, swap_labels
-from .data.validation import select_validation
 from .errors import UserError
-from .registry import benchmarks, datasets
 from .params import check_values
+from .registry import benchmarks, datasets
+from .requests.forget import select_forget
+from .requests.manipulate import backdoor, swap_labels
+from .requests.validation import select_validation
+from .requests.worst_case import residual_fit
 from .specs import (BenchmarkSpec, ForgetSpec, Recipe, check_request, coerce, forget_field,
                     variant_forget_fields, with_forget_field)
 from .tasks.classification import ClassificationTask
-from .train import synchronize
-from .worst_case import residual_fit
+from .unlearning import Scenario, train_cached
 
 _DATA_MEMO: dict[tuple, DataBundle] = {}
 
@@ -40,48 +37,6 @@ def load_data(spec: BenchmarkSpec) -> DataBundle:
 # Variant keys that set a training-recipe field under another name; every field of
 # ``Recipe`` is a variant key under its own name too (``epochs=2``, ``lr=0.01``).
 RECIPE_KEYS = {"lora": "lora_rank"}
-
-# The data a method may declare in ``needs`` (see ``Scenario.available_data``).
-DATA_KINDS = ("forget", "retain", "refusals")
-
-
-@dataclass
-class Scenario:
-    spec: BenchmarkSpec
-    seed: int
-    task: ClassificationTask
-    splits: dict[str, Split]
-    original: nn.Module
-    reference: nn.Module
-    original_meta: dict = field(default_factory=dict)
-    reference_meta: dict = field(default_factory=dict)
-    # Sequential requests: which request this stage is (1-based) and the examples it newly
-    # asks to forget; ``forget`` then holds every example requested so far.
-    request: int | None = None
-    newly_forgotten: Split | None = None
-    # Where the scenario's models are cached; methods with cached artefacts of their own
-    # (SISA's shard checkpoints) use it too.
-    cache: ModelCache | None = None
-
-    @property
-    def forget(self) -> Split:
-        return self.splits["forget"]
-
-    @property
-    def retain(self) -> Split:
-        return self.splits["retain"]
-
-    def available_data(self) -> set[str]:
-        """What an unlearning method may read here, in the vocabulary of a method's ``needs``:
-        the forget set, the retain set (unless withheld), the data set's refusal strings."""
-        refusals = getattr(getattr(self.task, "data", None), "refusals", ())
-        return ({"forget"} | ({"retain"} if self.spec.retain_available else set())
-                | ({"refusals"} if refusals else set()))
-
-    @property
-    def retrain_seconds(self) -> float:
-        return float(self.reference_meta["train_seconds"])
-
 
 def get_spec(name: str) -> BenchmarkSpec:
     """A registered benchmark, or a variant of one: ``entities-forget05[model=DIR,lora=8]``
@@ -107,60 +62,105 @@ def get_spec(name: str) -> BenchmarkSpec:
     if not rest.endswith("]") or not rest[:-1]:
         raise UserError(f"benchmark {name!r}: write NAME[key=value,...], e.g. "
                         f"{base}[model=DIR,lora=8]")
-    loader = inspect.signature(datasets.get(spec.dataset).obj).parameters
-    named_by_content = datasets.get(spec.dataset).attributes.get("content_named", False)
-    recipe_types = typing.get_type_hints(Recipe)
-    request_keys = {}  # forget-request field -> the key as written, checked once all are set
+    variant = _Variant(name, spec)
     items = rest[:-1].split(",")
     for item in items:
         key, _, value = item.partition("=")
         if not value:
             raise UserError(f"benchmark {name!r}: {item!r} has no value; write key=value")
-        if key == "data" and named_by_content:
-            raise UserError(f"benchmark {name!r}: data={value} is how results on your data are "
-                            "recorded; to run, give the data itself: path=FILE (and name=NAME)")
-        if key == "model":
-            spec = dataclasses.replace(spec, model=value)
-        elif RECIPE_KEYS.get(key, key) in recipe_types:
-            field = RECIPE_KEYS.get(key, key)
-            setting = coerce(value, recipe_types[field], f"benchmark {name!r}: {key}")
-            spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe,
-                                                                         **{field: setting}))
-        elif key == "retain":
-            if value not in ("none", "all"):
-                raise UserError(f"benchmark {name!r}: retain={value!r}: use retain=none (methods "
-                                "see the forget set only) or retain=all")
-            spec = dataclasses.replace(spec, retain_available=value == "all")
-        elif key == "validation":  # the request `unlearnbench tune` runs on (see tune.py)
-            spec = validation_variant(spec, coerce(value, bool, f"{name}: validation"), loader)
-        elif key in loader:
-            default = loader[key].default
-            kind = type(default) if default not in (None, inspect.Parameter.empty) else str
-            options = dict(spec.dataset_options, **{key: coerce(value, kind, f"{name}: {key}")})
-            spec = dataclasses.replace(spec, dataset_options=options)
-        elif forget_field(key):
-            if spec.task == "language" and forget_field(key) != "requests":
-                raise UserError(f"benchmark {name!r}: {key}: a language data set defines its own "
-                                "forget request; of the request fields only requests=K applies "
-                                f"(the data set's options: {', '.join(loader)})")
-            spec = dataclasses.replace(spec, forget=with_forget_field(spec.forget, key, value,
-                                                                      f"benchmark {name!r}"))
-            request_keys[forget_field(key)] = key
-        else:
-            fields = ", ".join(variant_forget_fields())
-            options = (f"; or an option of data set {spec.dataset!r}: {', '.join(loader)}"
-                       if loader else "")
-            raise UserError(f"benchmark {name!r}: unknown variant key {key!r}; use model, lora, "
-                            f"a training-recipe field ({', '.join(recipe_types)}), retain, "
-                            f"validation, a forget-request field (bare or prefixed forget_): "
-                            f"{fields}{options}")
+        handler = next((apply for takes, apply in VARIANT_KEYS if takes(variant, key)),
+                       _unknown_key)
+        variant.spec = handler(variant, key, value)
+    spec = variant.spec
     check_values(spec.recipe, f"benchmark {name!r}: recipe")
     if spec.recipe.lora_rank and spec.task != "language":
         raise UserError(f"benchmark {name!r}: LoRA applies to language models only")
-    check_request(spec.forget, request_keys, f"benchmark {name!r}")
-    if named_by_content:
+    check_request(spec.forget, variant.request_keys, f"benchmark {name!r}")
+    if variant.named_by_content:
         name = content_name(spec, base, items)
     return dataclasses.replace(spec, name=name)
+
+
+class _Variant:
+    """A benchmark variant being read, key by key: the spec so far and what the keys are
+    checked against (the data set's loader options, the recipe's fields)."""
+
+    def __init__(self, name: str, spec: BenchmarkSpec):
+        self.name, self.spec = name, spec
+        self.loader = inspect.signature(datasets.get(spec.dataset).obj).parameters
+        self.named_by_content = datasets.get(spec.dataset).attributes.get("content_named", False)
+        self.recipe_types = typing.get_type_hints(Recipe)
+        self.request_keys: dict[str, str] = {}  # request field -> key as written, checked last
+
+    def where(self, key: str = "") -> str:
+        return f"benchmark {self.name!r}" + (f": {key}" if key else "")
+
+
+def _refuse_data(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    raise UserError(f"{v.where()}: data={value} is how results on your data are recorded; to "
+                    "run, give the data itself: path=FILE (and name=NAME)")
+
+
+def _set_model(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    return dataclasses.replace(v.spec, model=value)
+
+
+def _set_recipe(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    field = RECIPE_KEYS.get(key, key)
+    setting = coerce(value, v.recipe_types[field], v.where(key))
+    return dataclasses.replace(v.spec, recipe=dataclasses.replace(v.spec.recipe,
+                                                                  **{field: setting}))
+
+
+def _set_retain(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    if value not in ("none", "all"):
+        raise UserError(f"{v.where()}: retain={value!r}: use retain=none (methods see the "
+                        "forget set only) or retain=all")
+    return dataclasses.replace(v.spec, retain_available=value == "all")
+
+
+def _set_validation(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    # the request `unlearnbench tune` runs on (see studies/tune.py)
+    return validation_variant(v.spec, coerce(value, bool, v.where(key)), v.loader)
+
+
+def _set_loader_option(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    default = v.loader[key].default
+    kind = type(default) if default not in (None, inspect.Parameter.empty) else str
+    options = dict(v.spec.dataset_options, **{key: coerce(value, kind, v.where(key))})
+    return dataclasses.replace(v.spec, dataset_options=options)
+
+
+def _set_request_field(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    if v.spec.task == "language" and forget_field(key) != "requests":
+        raise UserError(f"{v.where(key)}: a language data set defines its own forget request; "
+                        "of the request fields only requests=K applies (the data set's "
+                        f"options: {', '.join(v.loader)})")
+    v.request_keys[forget_field(key)] = key
+    return dataclasses.replace(v.spec, forget=with_forget_field(v.spec.forget, key, value,
+                                                                v.where()))
+
+
+def _unknown_key(v: _Variant, key: str, value: str) -> BenchmarkSpec:
+    fields = ", ".join(variant_forget_fields())
+    options = (f"; or an option of data set {v.spec.dataset!r}: {', '.join(v.loader)}"
+               if v.loader else "")
+    raise UserError(f"{v.where()}: unknown variant key {key!r}; use model, lora, a "
+                    f"training-recipe field ({', '.join(v.recipe_types)}), retain, validation, "
+                    f"a forget-request field (bare or prefixed forget_): {fields}{options}")
+
+
+# The variant keys, in order of precedence: (does this handler take the key?, apply it).
+# Loader options come before request fields, so that a loader option keeps its bare name.
+VARIANT_KEYS = [
+    (lambda v, key: key == "data" and v.named_by_content, _refuse_data),
+    (lambda v, key: key == "model", _set_model),
+    (lambda v, key: RECIPE_KEYS.get(key, key) in v.recipe_types, _set_recipe),
+    (lambda v, key: key == "retain", _set_retain),
+    (lambda v, key: key == "validation", _set_validation),
+    (lambda v, key: key in v.loader, _set_loader_option),
+    (lambda v, key: forget_field(key) is not None, _set_request_field),
+]
 
 
 # Registered models that read images (C, H, W), not feature vectors.
@@ -182,7 +182,7 @@ def content_name(spec: BenchmarkSpec, base: str, items: list[str]) -> str:
 
 def validation_variant(spec: BenchmarkSpec, on: bool, loader) -> BenchmarkSpec:
     """``validation=1``: classification requests select their validation forget set
-    (``data/validation.py``); a language data set expresses it with a loader option of the same
+    (``requests/validation.py``); a language data set expresses it with a loader option of the same
     name (entities: the people just before the forget people) or cannot be tuned."""
     if spec.task != "language":
         return dataclasses.replace(spec, forget=dataclasses.replace(spec.forget, validation=on))
@@ -207,25 +207,6 @@ def variant(name: str, model: str | None = None, lora: int | None = None,
     if name.endswith("]"):
         return f"{name[:-1]},{','.join(items)}]"
     return f"{name}[{','.join(items)}]"
-
-
-def _train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpec,
-                  train_split: Split, seed: int, role: str) -> tuple[nn.Module, dict]:
-    # The device is part of the key: a model trained on a GPU is not the CPU's bit for bit
-    # (Amnesiac's replay needs that), and its training time is another device's.
-    key = content_key({"data": task.fingerprint(), "model": spec.model,
-                       "recipe": spec.recipe, "seed": seed, "device": task.device.type,
-                       "train_ids": np.asarray(train_split.ids)})
-
-    def train(model):
-        wall, cpu = time.perf_counter(), time.process_time()
-        task.fit(model, train_split, spec.recipe, seed)
-        synchronize(task.device)
-        return {"role": role, "benchmark": spec.name, "seed": seed, "examples": len(train_split),
-                "train_seconds": time.perf_counter() - wall,
-                "train_cpu_seconds": time.process_time() - cpu}
-
-    return cache.get_or_train(key, lambda: task.fresh_model(seed), train)
 
 
 def manipulate(data: DataBundle, forget: ForgetSpec, seed: int
@@ -268,7 +249,7 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
     data, manipulated, extra_splits = manipulate(load_data(spec), spec.forget, seed)
     check_class_id(spec.forget, data.num_classes)
     task = ClassificationTask(data, spec.model, device)
-    original, original_meta = _train_cached(cache, task, spec, data.train, seed, "original")
+    original, original_meta = train_cached(cache, task, spec, data.train, seed, "original")
     forget_positions = select_forget(
         spec.forget, data.train, data.num_classes, seed,
         features=lambda: task.features(original, data.train).numpy(), manipulated=manipulated,
@@ -288,7 +269,7 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
     }
     if spec.forget.requests > 1:
         return _sequence(spec, seed, cache, task, splits, forget_positions, original, original_meta)
-    reference, reference_meta = _train_cached(cache, task, spec, splits["retain"], seed, "retrained")
+    reference, reference_meta = train_cached(cache, task, spec, splits["retain"], seed, "retrained")
     return Scenario(spec, seed, task, splits, original, reference, original_meta, reference_meta,
                     cache=cache)
 
@@ -309,7 +290,7 @@ def _sequence(spec, seed, cache, task, splits, forget_positions, original, origi
         stage_splits = dict(splits, forget=train.subset(forgotten, "forget"),
                             retain=train.subset(np.setdiff1d(np.arange(len(train)), forgotten),
                                                 "retain"))
-        reference, reference_meta = _train_cached(cache, task, spec, stage_splits["retain"], seed,
+        reference, reference_meta = train_cached(cache, task, spec, stage_splits["retain"], seed,
                                                   "retrained")
         stages.append(Scenario(spec, seed, task, stage_splits, original, reference, original_meta,
                                reference_meta, i, train.subset(requests[i - 1], "forget"), cache))
@@ -333,11 +314,11 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
     tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
     task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
     model_seed = seed if spec.model_seed is None else spec.model_seed
-    original, original_meta = _train_cached(cache, task, spec, bundle.training_split(True),
+    original, original_meta = train_cached(cache, task, spec, bundle.training_split(True),
                                             model_seed, "original")
     if spec.forget.requests > 1:
         return _language_sequence(spec, seed, cache, task, original, original_meta, model_seed)
-    reference, reference_meta = _train_cached(cache, task, spec, bundle.training_split(False),
+    reference, reference_meta = train_cached(cache, task, spec, bundle.training_split(False),
                                               model_seed, "retrained")
     return Scenario(spec, seed, task, with_retain_eval(bundle.splits), original, reference,
                     original_meta, reference_meta, cache=cache)
@@ -370,7 +351,7 @@ def _language_sequence(spec, seed, cache, task, original, original_meta, model_s
     for i in range(1, spec.forget.requests + 1):
         stage = load_data(dataclasses.replace(
             spec, dataset_options={**spec.dataset_options, "forget": f"scale_{i}"}))
-        reference, reference_meta = _train_cached(cache, task, spec, stage.training_split(False),
+        reference, reference_meta = train_cached(cache, task, spec, stage.training_split(False),
                                                   model_seed, "retrained")
         newly = stage.splits[f"sustain_{i}"]
         stages.append(Scenario(spec, seed, task, with_retain_eval(stage.splits), original,

@@ -1,14 +1,11 @@
 """Typed specs: training recipes, forget requests, benchmarks, hyperparameter resolution and
-YAML run configs (safe-loaded; a config can only hold plain values, never name objects)."""
+``--set`` assignments (YAML config files are read by ``cli/config.py``)."""
 from __future__ import annotations
 
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .errors import UserError
 from .params import OPTIMIZERS, PRECISIONS, check_values, param
@@ -57,7 +54,7 @@ class ForgetSpec:
     - "hardest": the ``fraction`` (or ``count``) of the training set hardest to unlearn for
       method ``against`` (Fan et al. 2024, "Challenging Forgets"), chosen among a seeded
       candidate pool ``pool_factor`` times that size by a one-shot proxy of the paper's
-      bi-level search (see ``data.forget.select_hardest``).
+      bi-level search (see ``requests.forget.select_hardest``).
 
     With ``requests`` = k > 1 the forget set arrives as k successive deletion requests.
     """
@@ -77,7 +74,7 @@ class ForgetSpec:
     # unlearned one after another from the previous request's model, each scored.
     requests: int = param(1, ge=1)
     # The validation request tuning runs on (``NAME[validation=1]``): a request of the same
-    # kind disjoint from this one (see ``data.validation.select_validation``).
+    # kind disjoint from this one (see ``requests.validation.select_validation``).
     validation: bool = False
     # "hardest": the method whose worst case is sought, and the candidate pool's size as a
     # multiple of the forget set's.
@@ -85,7 +82,7 @@ class ForgetSpec:
     pool_factor: float = param(3.0, ge=1)
 
 
-# The request fields each kind reads (data/forget.py, data/manipulate.py); every kind also
+# The request fields each kind reads (requests/forget.py, requests/manipulate.py); every kind also
 # reads kind, requests and validation.
 KIND_FIELDS = {
     "random": ("fraction", "count"),
@@ -255,41 +252,3 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
         out.setdefault(method, {})[key] = value
     return out
 
-
-# Every `run` option but --config, by its long name with - as _ (--set is params).
-CONFIG_KEYS = {"benchmark", "benchmarks", "methods", "seeds", "db", "cache_dir", "device",
-               "params", "max_steps", "threads", "workers", "executor", "address",
-               "retry_failed", "no_progress", "tuned", "tuned_objective", "model", "lora",
-               "curve_every", "curve_metrics", "metrics", "precision"}
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML run config. It may say everything the ``run`` flags say::
-
-        benchmarks: [digits-random10]
-        methods: [finetune, ga]
-        seeds: 3
-        params: {ga: {lr: 0.001}}
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file {str(path)!r} is not valid YAML: "
-                        f"{str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"config file {str(path)!r} must hold a mapping of option: value")
-    unknown = set(data) - CONFIG_KEYS
-    if unknown:
-        raise UserError(f"config file {str(path)!r}: unknown keys {', '.join(sorted(unknown))}; "
-                        f"allowed: {', '.join(sorted(CONFIG_KEYS))}")
-    if "seeds" in data and (not isinstance(data["seeds"], int) or isinstance(data["seeds"], bool)):
-        raise UserError(f"config file {str(path)!r}: seeds must be a whole number, got "
-                        f"{data['seeds']!r}")
-    params = data.get("params", {})
-    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
-        raise UserError(f"config file {str(path)!r}: params must map each method to its "
-                        "hyperparameters, e.g. params: {ga: {lr: 0.001}}")
-    return data

@@ -5,7 +5,7 @@ Mixed precision: inside ``with precision("bf16")`` (or "fp16") every ``optimise`
 its loss under ``torch.autocast`` on the model's device type, the weights and the optimizer
 state staying float32; fp16 also scales the loss (``torch.amp.GradScaler``) so that small
 gradients do not underflow. The recipe's ``precision`` sets it for training and unlearning
-alike (``fit_recipe`` and ``api.unlearn``); evaluation always runs in float32."""
+alike (``fit_recipe`` and ``unlearning.unlearn``); evaluation always runs in float32."""
 from __future__ import annotations
 
 import math

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 from rich.console import Console
@@ -31,8 +32,14 @@ def cli(ctx, debug, plugin_files):
     ctx.obj = {"debug": debug, "plugins": load_files([*plugin_files, *env_files()])}
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if not debug:  # a warning is one line for users, like an error
+        warnings.formatwarning = one_line_warning
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

@@ -18,14 +18,8 @@ from .common import (
     store_exists,
     use_cache_dir,
 )
+from .config import config_option, hyperparameters
 from .group import cli
-
-
-# The types of the `run` options a YAML config may give as single values (specs.CONFIG_KEYS).
-CONFIG_TYPES = {"threads": int, "workers": int, "max_steps": int, "lora": int, "executor": str,
-                "address": str, "device": str, "precision": str, "db": str, "cache_dir": str,
-                "model": str, "tuned_objective": str, "retry_failed": bool, "no_progress": bool,
-                "tuned": bool}
 
 
 @cli.command()
@@ -35,16 +29,18 @@ CONFIG_TYPES = {"threads": int, "workers": int, "max_steps": int, "lora": int, "
               help="Method names, comma-separated or repeated. Default: original, retrain, "
                    "finetune, ga, rl (classification); original, retrain_independent, ga, "
                    "graddiff, npo, simnpo (language).")
-@click.option("--seeds", type=int, default=None, help="Number of seeds (0..N-1). Default 1.")
-@click.option("--set", "assignments", multiple=True, metavar="METHOD.PARAM=VALUE",
+@click.option("--seeds", type=int, default=1, show_default=True, help="Number of seeds (0..N-1).")
+@click.option("--set", "overrides", multiple=True, metavar="METHOD.PARAM=VALUE",
+              callback=hyperparameters,
               help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
-@click.option("--config", type=click.Path(dir_okay=False), help="YAML file with any of these options.")
-@click.option("--db", type=click.Path(dir_okay=False), default=None,
+@config_option
+@click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
+              show_default=True,
               help="The store: a SQLite file, or a database URL such as "
-                   "postgresql://user@host:5432/db. Default unlearnbench.db.")
+                   "postgresql://user@host:5432/db.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Model cache directory. Default .unlearnbench-cache (or $UNLEARNBENCH_CACHE).")
-@click.option("--device", default=None, help="cpu (default), cuda, cuda:1, mps ...")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps ...")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
               help="Train and unlearn in mixed precision (autocast; float32 weights, float32 "
                    "evaluation); runs as the variant NAME[precision=...]. Pays on GPUs.")
@@ -86,69 +82,70 @@ CONFIG_TYPES = {"threads": int, "workers": int, "max_steps": int, "lora": int, "
 @click.option("--tuned-objective", default=None,
               help="With --tuned: the tuning objective whose choice to use (default: the task's, "
                    "avg_gap or forget_quality_at_utility).")
-def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir, device,
-        precision, max_steps, threads, workers, executor, address, model, lora, metric_names,
-        curve_every, curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
+def run(benchmark_names, method_names, seeds, overrides, db, cache_dir, device, precision,
+        max_steps, threads, workers, executor, address, model, lora, metric_names, curve_every,
+        curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..cache import ModelCache
-    from ..executors import make_executor
-    from ..executors_ray import RayExecutor
-    from ..runner import plan, run_grid
     from ..scenarios import variant
-    from ..specs import coerce, load_config, parse_assignments
     from ..store import Store
 
-    options = load_config(config) if config else {}
-    # a config's scalar options take the types of the flags they stand for
-    options.update({key: coerce(value, CONFIG_TYPES[key], f"config file {config!r}: {key}")
-                    for key, value in options.items() if key in CONFIG_TYPES and value is not None})
-    threads = int(options.get("threads", threads))
     set_threads(threads)
-    workers = workers if workers is not None else options.get("workers")
-    executor = executor or options.get("executor")
-    # checked now: a missing Ray or a wrong combination fails before any planning
-    executor = make_executor(executor, None if workers is None else int(workers), threads,
-                             address or options.get("address"))
-    benchmarks = split_names(benchmark_names) or split_names(
-        options.get("benchmarks", options.get("benchmark")))
-    model, lora = model or options.get("model"), lora if lora is not None else options.get("lora")
-    precision = precision or options.get("precision")
-    benchmarks = [variant(name, model, lora, precision) for name in benchmarks]
-    methods = split_names(method_names) or split_names(options.get("methods"))
-    seeds = seeds if seeds is not None else int(options.get("seeds", 1))
+    # chosen first: a missing Ray or a wrong combination fails before any planning
+    executor = choose_executor(executor, workers, threads, address, device)
+    benchmarks = [variant(name, model, lora, precision) for name in split_names(benchmark_names)]
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
-    overrides = {m: dict(p) for m, p in (options.get("params") or {}).items()}
-    for method, values in parse_assignments(assignments).items():
-        overrides.setdefault(method, {}).update(values)
-    device = device or options.get("device", "cpu")
-    if not isinstance(executor, RayExecutor):  # Ray checks its cluster's GPUs instead
-        check_device(device)
-    max_steps = max_steps if max_steps is not None else options.get("max_steps")
-    curve_every = curve_every if curve_every is not None else options.get("curve_every")
-    curve_metrics = split_names(curve_metrics) or split_names(options.get("curve_metrics"))
-    metric_names = split_names(metric_names) or split_names(options.get("metrics"))
-    db = db or options.get("db", "unlearnbench.db")
-    tuned = tuned or options.get("tuned", False)
-    tuned_objective = tuned_objective or options.get("tuned_objective")
-    no_progress = no_progress or options.get("no_progress", False)
-    if tuned or tuned_objective:
-        jobs = tuned_jobs(db, benchmarks, methods, overrides, tuned_objective,
-                          lambda names, values: plan(names, methods, list(range(seeds)), values,
-                                                     max_steps, curve_every, curve_metrics,
-                                                     metric_names))
-    else:
-        jobs = plan(benchmarks, methods, list(range(seeds)), overrides, max_steps, curve_every,
-                    curve_metrics, metric_names)
-    cache_dir = cache_dir or options.get("cache_dir")
+    settings = dict(max_steps=max_steps, curve_every=curve_every,
+                    curve_metrics=split_names(curve_metrics),
+                    metric_names=split_names(metric_names))
+    jobs = plan_jobs(benchmarks, split_names(method_names), list(range(seeds)), overrides,
+                     settings, tuned_from=db if tuned or tuned_objective else None,
+                     objective=tuned_objective)
     use_cache_dir(cache_dir)
     cache = ModelCache(cache_dir)
     # the command line is recorded with each run, for the report's provenance table
     store = Store(db, command=recorded_command())
-    if retry_failed or options.get("retry_failed"):
+    if retry_failed:
         store.forget_failed([job.key for job in jobs])
+    counts = run_jobs(jobs, store, cache, device, executor, no_progress)
+    console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
+                  f"{counts['skipped']} already in {store.name}")
+
+
+def choose_executor(name: str | None, workers: int | None, threads: int, address: str | None,
+                    device: str):
+    """The executor of --executor, --workers and --address; the device is checked here,
+    unless the jobs run on a Ray cluster, which checks its own GPUs."""
+    from ..sweep.executors import make_executor
+    from ..sweep.executors.ray import RayExecutor
+
+    executor = make_executor(name, workers, threads, address)
+    if not isinstance(executor, RayExecutor):
+        check_device(device)
+    return executor
+
+
+def plan_jobs(benchmarks: list[str], methods: list[str], seeds: list[int], overrides: dict,
+              settings: dict, tuned_from: str | None, objective: str | None) -> list:
+    """The grid's jobs (``sweep.jobs.plan`` with ``settings``: step cap, curve, metrics); with
+    ``tuned_from`` (``run --tuned``), each benchmark's with the tuning stored in that store."""
+    from ..sweep.jobs import plan
+
+    def plan_some(names, values):
+        return plan(names, methods, seeds, values, **settings)
+
+    if tuned_from is None:
+        return plan_some(benchmarks, overrides)
+    return tuned_jobs(tuned_from, benchmarks, methods, overrides, objective, plan_some)
+
+
+def run_jobs(jobs: list, store, cache, device: str, executor, no_progress: bool) -> dict:
+    """Run the jobs not yet stored, showing a progress bar on a terminal, else (or with
+    --no-progress) one line per job; returns ``run_grid``'s counts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..sweep.grid import run_grid
 
     def waiting(held):  # another `unlearnbench run` on the same store holds these jobs
         console.print(f"waiting for {len(held)} job(s) that other processes are running",
@@ -162,22 +159,18 @@ def run(benchmark_names, method_names, seeds, assignments, config, db, cache_dir
             request = f" request={job.request}" if job.request else ""
             console.print(f"{job.benchmark} {job.method} seed={job.seed}{request}: {status}{gap_text}",
                           markup=False, highlight=False)
-        counts = run_grid(jobs, store, cache, device, on_done=report, executor=executor,
-                          on_wait=waiting)
-    else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task("jobs", total=len(jobs))
-            progress.update(bar, completed=len(jobs) - len(
-                [j for j in jobs if not store.has(j.key)]))
+        return run_grid(jobs, store, cache, device, on_done=report, executor=executor,
+                        on_wait=waiting)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("jobs", total=len(jobs))
+        progress.update(bar, completed=len(jobs) - len([j for j in jobs if not store.has(j.key)]))
 
-            def advance(job, record):
-                progress.update(bar, advance=1, description=f"{job.benchmark} {job.method} s{job.seed}")
-            counts = run_grid(jobs, store, cache, device, on_done=advance, executor=executor,
-                              on_wait=waiting)
-    console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
-                  f"{counts['skipped']} already in {store.name}")
+        def advance(job, record):
+            progress.update(bar, advance=1, description=f"{job.benchmark} {job.method} s{job.seed}")
+        return run_grid(jobs, store, cache, device, on_done=advance, executor=executor,
+                        on_wait=waiting)
 
 
 def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: dict,
@@ -185,7 +178,7 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
     """``run --tuned``: each benchmark's jobs planned with its stored tuning (``plan_one``
     takes the benchmark names and the overrides), the user's --set values over it."""
     from ..store import Store
-    from ..tune import tuned_overrides
+    from ..studies.tune import tuned_overrides
 
     if not store_exists(db):
         raise UserError(f"no store at {db!r} holds tuned hyperparameters: run `unlearnbench "
@@ -212,7 +205,8 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the sampler, the validation request and the unlearning.")
 @click.option("--objective", default=None,
-              help="A metric with a goal, or forget_quality_at_utility. Default: avg_gap "
+              help="A metric whose goal is lower, higher or a number (PrivLeak's 0), or "
+                   "forget_quality_at_utility. Default: avg_gap "
                    "(classification), forget_quality_at_utility (language).")
 @click.option("--utility-fraction", type=float, default=0.9, show_default=True,
               help="forget_quality_at_utility: the share of the original's model utility a "
@@ -223,6 +217,7 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
+@config_option
 def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max_steps, db,
          cache_dir, device, threads):
     """Tune methods with the same trial budget on a validation forget request; the choice
@@ -230,7 +225,7 @@ def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max
 
     from ..cache import ModelCache
     from ..store import Store
-    from ..tune import tune as tune_methods
+    from ..studies.tune import tune as tune_methods
 
     set_threads(threads)
     check_device(device)
@@ -264,7 +259,8 @@ def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max
               help="Method names, comma-separated or repeated, or all (every classification method).")
 @click.option("--models", "n_models", type=int, default=None,
               help="Models per population, retrained and unlearned alike (default 32).")
-@click.option("--set", "assignments", multiple=True, metavar="METHOD.PARAM=VALUE",
+@click.option("--set", "overrides", multiple=True, metavar="METHOD.PARAM=VALUE",
+              callback=hyperparameters,
               help="Override a hyperparameter, e.g. --set ga.lr=0.001 (repeatable).")
 @click.option("--seed", "seed0", type=int, default=0, show_default=True,
               help="Scenario seed: the forget/retain split and the original model.")
@@ -276,15 +272,15 @@ def tune(benchmark, method_names, trials, seed, objective, utility_fraction, max
 @click.option("--float32", is_flag=True,
               help="The challenge's confidences, rates and ε in float32, as its official code "
                    "computes them (stored as a table of their own).")
-def population(benchmark, method_names, n_models, assignments, seed0, db, cache_dir, device,
+@config_option
+def population(benchmark, method_names, n_models, overrides, seed0, db, cache_dir, device,
                threads, float32):
     """Score methods as populations: N unlearning seeds against N retrained models
     (NeurIPS 2023 challenge score, U-LiRA, KLoM); one record per method and N."""
     from rich.table import Table
 
     from ..cache import ModelCache
-    from ..population import COLUMNS, DEFAULT_MODELS, population_name, run_population
-    from ..specs import parse_assignments
+    from ..studies.population import COLUMNS, DEFAULT_MODELS, population_name, run_population
     from ..store import Store
 
     set_threads(threads)
@@ -301,7 +297,7 @@ def population(benchmark, method_names, n_models, assignments, seed0, db, cache_
                       highlight=False)
 
     counts = run_population(benchmark, split_names(method_names), n_models, store,
-                            ModelCache(cache_dir), parse_assignments(assignments), seed0, device,
+                            ModelCache(cache_dir), overrides, seed0, device,
                             on_done=report, float32=float32)
     console.print(f"{counts['finished']} finished, {counts['failed']} failed, "
                   f"{counts['skipped']} already in {store.name}; retrained population "

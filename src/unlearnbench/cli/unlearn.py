@@ -19,7 +19,12 @@ from .group import cli
 @click.option("--forget", required=True,
               help="Ids of the records to forget, comma-separated, or @FILE with one per line "
                    "(row numbers when the data has no ids).")
-@click.option("--method", required=True, help="A registered method (`unlearnbench list methods`).")
+@click.option("--method", required=True,
+              help="A registered method (`unlearnbench list methods`), or auto: chosen with "
+                   "its hyperparameters by --tune trials on a pseudo request drawn from the "
+                   "retained records (needs --holdout).")
+@click.option("--tune", "tune", type=int, default=None, metavar="N",
+              help="The trial budget of --method auto (default 8).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="New directory for the unlearned model and the audit (audit.json, audit.md).")
 @click.option("--holdout", default=None,
@@ -43,8 +48,8 @@ from .group import cli
                    "--retrain model is this much weaker than the original on holdout.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads (torch).")
-def unlearn_request(model_path, data_path, forget, method, out, holdout, assignments, seed, db,
-                    retrain, utility_tolerance, device, threads):
+def unlearn_request(model_path, data_path, forget, method, tune, out, holdout, assignments, seed,
+                    db, retrain, utility_tolerance, device, threads):
     """Unlearn records from your own model; write the unlearned model and an audit report."""
     from ..deletion.audit import summary
     from ..deletion.workflow import delete, parse_settings
@@ -54,6 +59,6 @@ def unlearn_request(model_path, data_path, forget, method, out, holdout, assignm
     params, recipe = parse_settings(assignments, method)
     audit = delete(model_path, data_path, forget, method, out, holdout=holdout, params=params,
                    recipe=recipe, seed=seed, db=db, retrain=retrain, device=device,
-                   command=recorded_command(), utility_tolerance=utility_tolerance)
+                   command=recorded_command(), utility_tolerance=utility_tolerance, tune=tune)
     for line in summary(audit):  # one terminal line each, however long
         console.print(line, markup=False, highlight=False, soft_wrap=True)

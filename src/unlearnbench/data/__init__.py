@@ -1,5 +1,5 @@
 """Data sets (each module registers loaders with ``@datasets.register``) and the array types
-they return. Forget-set selection lives in ``forget.py``."""
+they return. Forget-set selection lives in ``requests/forget.py``."""
 from __future__ import annotations
 
 import hashlib

@@ -24,12 +24,22 @@ carved with a fixed seed.
 
 The bundle's name is the data's identity, ``NAME@HASH`` (``HASH`` without ``name=``): a hash
 of the loaded arrays (inputs, labels, ids, split), never the file's path, so a moved file keeps
-its recorded results and a changed one is a data set of its own."""
+its recorded results and a changed one is a data set of its own.
+
+Input range: the loaders give images in [0, 1] (uint8 arrays and image files are divided by
+255) and the neutral defaults (SGD, learning rate 0.05) assume inputs of order one, so the
+rule (``input_range_message``) is on the inputs' root mean square (RMS, over every value): above
+``OFF_SCALE`` (10) the inputs are far off that scale (raw 0-255 pixels have an RMS near 100,
+pixels in [0, 1] below 1, standardised features 1) and the loader warns (``InputRangeWarning``,
+one line with their min, max and mean and what to do). Compared with the inputs a model was
+trained on (the deletion workflow's holdout against its data), the two RMS may differ by at most
+that factor either way."""
 from __future__ import annotations
 
 import hashlib
 import io
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +83,61 @@ def image_layout(x: np.ndarray, source) -> np.ndarray:
     if not np.isfinite(x).all():
         raise UserError(f"{source}: x holds NaN or infinite values; replace them")
     return x
+
+
+# How far (a factor) inputs' root mean square may lie from the expected one (see the docstring).
+OFF_SCALE = 10.0
+ORDER_ONE = ("inputs of order one (the loaders' images are in [0, 1], the defaults assume "
+             "[0, 1] or standardised features)")
+
+
+class InputRangeWarning(UserWarning):
+    """Inputs far outside the range a model is (or was) trained on."""
+
+
+def input_range(x) -> dict[str, float]:
+    """min, max, mean and root mean square of every value of ``x`` (sums in float64, a
+    million values at a time, so a large data set is not copied whole)."""
+    values = np.ravel(np.asarray(x))
+    if values.size == 0:
+        return {"min": 0.0, "max": 0.0, "mean": 0.0, "rms": 0.0}
+    total = squares = 0.0
+    for start in range(0, values.size, 1 << 20):
+        chunk = values[start:start + (1 << 20)].astype(np.float64)
+        total += float(chunk.sum())
+        squares += float(np.dot(chunk, chunk))
+    return {"min": float(values.min()), "max": float(values.max()),
+            "mean": total / values.size, "rms": float(np.sqrt(squares / values.size))}
+
+
+def describe_range(observed: dict) -> str:
+    return (f"from {observed['min']:.4g} to {observed['max']:.4g} (mean {observed['mean']:.4g}, "
+            f"root mean square {observed['rms']:.4g})")
+
+
+def input_range_message(what: str, observed: dict, reference: dict | None = None,
+                        reference_what: str = "") -> str | None:
+    """One line when ``observed`` (``input_range``) is off scale, else None: against
+    ``reference`` (the inputs the model was trained on, named ``reference_what``) when given,
+    their RMS more than ``OFF_SCALE`` times apart either way; otherwise against inputs of order
+    one, an RMS above ``OFF_SCALE``."""
+    bytes_like = observed["min"] >= 0 and 1 < observed["max"] <= 255
+    if reference is None:
+        if observed["rms"] <= OFF_SCALE:
+            return None
+        expected = ORDER_ONE
+        fix = ("divide by 255 (8-bit pixels; or store x as uint8, which is scaled to [0, 1])"
+               if bytes_like else "standardise each feature (subtract its mean, divide by its "
+               "standard deviation)")
+    else:
+        if reference["rms"] == 0 or (
+                1 / OFF_SCALE <= observed["rms"] / reference["rms"] <= OFF_SCALE):
+            return None
+        expected = f"{reference_what} runs {describe_range(reference)}"
+        fix = ("divide by 255" if bytes_like and reference["max"] <= 1 else
+               f"scale it as {reference_what} is scaled")
+    return (f"inputs off scale: {what} runs {describe_range(observed)}, far from {expected}: "
+            f"{fix}")
 
 
 def resized(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -181,6 +246,10 @@ def assemble(source, x, y, ids=None, split=None, name: str | None = None) -> Dat
         digest.update("\n".join(split.tolist()).encode())
     positions = split_positions(y, split)
     label = digest.hexdigest()[:12]
+    message = input_range_message(f"{source}'s x", input_range(x))
+    if message:
+        warnings.warn(f"{message}; or ignore this if the neutral defaults should train on these "
+                      "values", InputRangeWarning, stacklevel=2)
     return DataBundle(f"{name}@{label}" if name else label,
                       *(make_split(part, x[positions[part]], y[positions[part]],
                                    ids[positions[part]]) for part in SPLITS),

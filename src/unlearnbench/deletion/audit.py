@@ -1,6 +1,6 @@
 """The evidence of a deletion request: before/after scores on the forget, retain and holdout
 sets, a loss-based membership-inference test, and the report (JSON + Markdown) with the
-warnings and speed-up of ``verdicts``.
+warnings and speed-up of ``verdicts`` (and the trials of ``--method auto``).
 
 Scores per model and split (one forward pass each, through the shared inference cache):
 
@@ -168,6 +168,7 @@ def markdown(audit: dict) -> str:
         "", "## Warnings", ""]
     lines += [f"- **{w['code']}**: {_text(w['message'])}" for w in audit["warnings"]] or [
         f"None (utility tolerance {audit['utility_tolerance']:g} points)."]
+    lines += _auto_markdown(audit.get("auto"))
     lines += [
         "",
         "## Before and after", "",
@@ -216,14 +217,53 @@ def markdown(audit: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={_number(v)}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items()) or "defaults"
+
+
+def _trial_line(trial: dict) -> str:
+    if trial["state"] != "complete":
+        return f"failed: {trial['error']}"
+    return (f"membership AUC {trial['mia_auc']:.3f}, forget "
+            f"{trial['forget_score']:.1f} vs holdout {trial['holdout_score']:.1f}, retain fell "
+            f"{trial['retain_fall']:.1f}, holdout fell {trial['holdout_fall']:.1f}"
+            + ("" if trial["feasible"] else " (over the utility tolerance)"))
+
+
+def _auto_markdown(auto: dict | None) -> list[str]:
+    """The method choice of ``--method auto``: why, the objective and every trial."""
+    if not auto:
+        return []
+    lines = ["", "## Method choice (--method auto)", "",
+             f"Chose {_code(auto['method'])}: {_text(auto['why'])}.", "",
+             f"Objective (lower is better): {_text(auto['objective'])}; "
+             f"{auto['pseudo_forget']['count']} pseudo forget records drawn from "
+             f"{auto['pseudo_forget']['drawn_from']} with seed {auto['pseudo_forget']['seed']}. "
+             "It measures how far the records are from never-seen ones, not closeness to a "
+             "model retrained without them.", "",
+             "| trial | method | hyperparameters | score | result |", "|---:|---|---|---:|---|"]
+    lines += [f"| {t['number']} | {_code(t['method'])} | {_text(_params(t['params']))} | "
+              f"{_number(t['value'])} | {_text(_trial_line(t))} |" for t in auto["history"]]
+    return lines
+
+
 def summary(audit: dict) -> list[str]:
-    """A few lines for the terminal: what was removed, the scores before and after, the
-    speed-up, where the model, the report and the record went, then one line per warning."""
+    """A few lines for the terminal: the trials and choice of ``--method auto``, what was
+    removed, the scores before and after, the speed-up, where the model, the report and the
+    record went, then one line per warning."""
     metrics, store = audit["metrics"], audit["store"]
     roles = [r for r in PREFIXES if r in metrics]
-    lines = [f"removed {audit['request']['count']} records with {audit['method']['name']} "
-             f"(seed {audit['seed']}) in {audit['timings']['unlearn_seconds']:.2f} s",
-             f"{'':22}" + "".join(f"{r:>12}" for r in roles)]
+    lines = []
+    auto = audit.get("auto")
+    if auto:
+        lines += [f"--method auto trial {t['number']} {t['method']} ({_params(t['params'])}): "
+                  + (f"score {t['value']:.4f}, " if t["state"] == "complete" else "")
+                  + _trial_line(t) for t in auto["history"]]
+        lines.append(f"--method auto chose {auto['method']}: {auto['why']}")
+    lines += [f"removed {audit['request']['count']} records with {audit['method']['name']} "
+              f"(seed {audit['seed']}) in {audit['timings']['unlearn_seconds']:.2f} s",
+              f"{'':22}" + "".join(f"{r:>12}" for r in roles)]
     for split in SPLITS:
         for score in metrics["original"].get(split, {}):
             lines.append(f"{split + ' ' + score:22}" + "".join(

@@ -8,7 +8,13 @@
   with an optional ``"id"`` (all records or none).
 
 Without ids, a record's id is its row number (0-based). ``--forget`` names ids as a comma
-list or ``@FILE`` with one id per line."""
+list or ``@FILE`` with one id per line.
+
+A classifier's ``x`` must be scaled as the model was trained (a model trained on pixels in
+[0, 1] takes [0, 1], not the raw 0-255 bytes). Nothing says how a user's model was trained,
+so ``input_warnings`` applies the generic data sets' documented rule (``data/generic.py``):
+the data's root mean square above 10 is off the order-one scale models train on, and the
+holdout's is compared with the data's (at most 10 times apart either way)."""
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.generic import input_range, input_range_message
 from ..errors import UserError
 from .user_model import one_line
 
@@ -66,6 +73,27 @@ class UserData:
                 digest.update(np.ascontiguousarray(self.x[row]).tobytes())
                 digest.update(np.ascontiguousarray(self.y[row]).tobytes())
         return digest.hexdigest()
+
+
+def input_warnings(data: UserData, holdout: UserData | None) -> list[dict]:
+    """An ``inputs_off_scale`` warning (``verdicts`` form) for the data and for the holdout where
+    their inputs are off scale (see the module docstring); none for text."""
+    if data.x is None:
+        return []
+    found = []
+    observed = input_range(data.x)
+    message = input_range_message(f"--data {data.path.name} x", observed)
+    if message:
+        found.append({"code": "inputs_off_scale", "numbers": observed, "message": (
+            f"{message}; or ignore this if the model was trained on these values as they are")})
+    if holdout is not None:
+        held = input_range(holdout.x)
+        message = input_range_message(f"--holdout {holdout.path.name} x", held, observed,
+                                      f"--data {data.path.name} x")
+        if message:
+            found.append({"code": "inputs_off_scale",
+                          "numbers": {"holdout": held, "data": observed}, "message": message})
+    return found
 
 
 def load_user_data(path: str | Path, task: str, role: str = "data") -> UserData:

@@ -1,5 +1,5 @@
 """A Scenario around a user's own model and data, so that every registered method runs on it
-through ``api.unlearn`` as on a benchmark: the task adapter (classification or language)
+through ``unlearning.unlearn`` as on a benchmark: the task adapter (classification or language)
 wraps the loaded model, the request's ids make the forget split, the rest is retain, and a
 holdout file (never trained on) is the holdout split. There is no retrained reference unless
 the audit retrains one. One batch runs through the model before anything else, so data that
@@ -14,7 +14,7 @@ from ..data import DataBundle, Split, make_split
 from ..data.entities import REFUSALS
 from ..data.text import TextBundle, text_split
 from ..errors import UserError
-from ..scenarios import Scenario
+from ..unlearning import Scenario
 from ..specs import BenchmarkSpec, ForgetSpec, Recipe
 from ..tasks.classification import ClassificationTask
 from .user_data import UserData

@@ -10,7 +10,9 @@ Each warning is ``{"code", "message", "numbers"}``, the message one line:
   0.5, so the test cannot tell a forgotten record from an unseen one on this model;
 - ``forget_score_rose``: the forget accuracy (language: answer probability) went up;
 - ``retrain_weak``: the retrained reference is more than ``tolerance`` points below the
-  original on holdout, so its recipe does not reproduce the original's training."""
+  original on holdout, so its recipe does not reproduce the original's training;
+- ``inputs_off_scale`` (from the inputs, not the scores: ``user_data.input_warnings``): a
+  classifier's data or holdout inputs are far off the scale the model was trained on."""
 from __future__ import annotations
 
 # The utility score per task: (score name, factor to points, words for it).

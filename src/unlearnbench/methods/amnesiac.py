@@ -9,7 +9,7 @@ import torch
 
 from ..data import Split
 from ..errors import UserError
-from ..metrics.inference import model_fingerprint
+from ..models.inspect import model_fingerprint
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise

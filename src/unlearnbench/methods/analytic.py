@@ -26,10 +26,11 @@ from torch import nn
 
 from ..data import Split
 from ..errors import UserError
-from ..metrics.inference import model_fingerprint
+from ..models.inspect import model_fingerprint
 from ..params import param
 from ..registry import methods
-from .base import UnlearnContext, layers
+from .base import UnlearnContext
+from ..models.inspect import layers
 from .sisa import data_fingerprint, training_data
 
 # Rows removed per Woodbury step: bounds the k×k system (a whole MNIST class is ~5,000 rows).

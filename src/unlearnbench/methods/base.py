@@ -33,7 +33,7 @@ class UnlearnContext:
     def copy_original(self) -> nn.Module:
         """A trainable deep copy of the original model, seeded for the method's randomness.
         With the recipe's ``lora_rank`` (language models) the copy is wrapped in LoRA adapters,
-        its only trainable weights; ``api.unlearn`` merges them into the returned model."""
+        its only trainable weights; ``unlearning.unlearn`` merges them into the returned model."""
         torch.manual_seed(self.seed)
         model = copy.deepcopy(self.original)
         for parameter in model.parameters():
@@ -42,27 +42,6 @@ class UnlearnContext:
             from ..models.pretrained import add_lora
             model = add_lora(model, self.recipe.lora_rank)
         return model
-
-
-def layers(model: nn.Module) -> list[nn.Module]:
-    """The model's parameterised leaf modules in definition order (Linear, Conv, norm...).
-    "The last k layers" of CF-k and EU-k are the last k of these that hold weights of their
-    own (normalisation layers ride along with the layer before them)."""
-    return [m for m in model.modules()
-            if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
-
-
-def last_layers(model: nn.Module, k: int) -> list[nn.Module]:
-    """The last ``k`` weight layers (Linear/Conv/Embedding...), each with the normalisation
-    layers that follow it."""
-    found, seen = [], 0
-    for module in reversed(layers(model)):
-        found.append(module)
-        if not isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
-            seen += 1
-            if seen == k:
-                break
-    return found[::-1]
 
 
 def freeze_all_but(model: nn.Module, trainable: list[nn.Module]) -> list[nn.Parameter]:

@@ -15,7 +15,8 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
-from .base import UnlearnContext, last_layers
+from .base import UnlearnContext
+from ..models.inspect import last_layers
 from .scrub import frozen_teacher
 
 

@@ -11,7 +11,8 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
-from .base import UnlearnContext, freeze_all_but, last_layers
+from .base import UnlearnContext, freeze_all_but
+from ..models.inspect import last_layers
 
 
 @dataclass

@@ -11,7 +11,8 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer
-from .base import UnlearnContext, last_layers
+from .base import UnlearnContext
+from ..models.inspect import last_layers
 from .cf_k import train_last_layers
 
 

@@ -17,7 +17,8 @@ from torch.func import functional_call, grad, vmap
 
 from ..params import param
 from ..registry import methods
-from .base import UnlearnContext, last_layers
+from .base import UnlearnContext
+from ..models.inspect import last_layers
 
 
 class _Bound(nn.Module):

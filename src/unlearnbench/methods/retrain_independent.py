@@ -32,7 +32,7 @@ def retrain_independent(ctx: UnlearnContext, params: None):
     budget = ctx.budget
     if budget.max_steps is not None or budget.observer is not None:
         return task.fit(task.fresh_model(seed), data, ctx.recipe, seed, budget)
-    # The key a reference trained with this seed has (``scenarios._train_cached``), so the
+    # The key a reference trained with this seed has (``scenarios.train_cached``), so the
     # two share a cache entry when both exist.
     key = content_key({"data": task.fingerprint(), "model": task.model_name,
                        "recipe": ctx.recipe, "seed": seed, "device": task.device.type,

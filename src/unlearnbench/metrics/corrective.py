@@ -9,21 +9,21 @@ from .evaluation import Evaluation, MetricResult
 
 
 @metrics.register("affected_accuracy", tasks=("classification",), splits=("affected_test",),
-                  goal="higher", unit="%")
+                  goal="higher", unit="%", title="Affected accuracy", group="utility")
 def affected_accuracy(ev: Evaluation) -> MetricResult:
     """Clean-label test accuracy on the two classes whose training labels were swapped, percent."""
     return split_accuracy(ev, "affected_test")
 
 
 @metrics.register("trigger_accuracy", tasks=("classification",), splits=("triggered_test",),
-                  goal="higher", unit="%")
+                  goal="higher", unit="%", title="Trigger accuracy", group="forget")
 def trigger_accuracy(ev: Evaluation) -> MetricResult:
     """Clean-label accuracy on test inputs carrying the backdoor trigger, percent."""
     return split_accuracy(ev, "triggered_test")
 
 
 @metrics.register("attack_success", tasks=("classification",), splits=("triggered_test",),
-                  goal="lower", unit="%")
+                  goal="lower", unit="%", title="Attack success", group="forget")
 def attack_success(ev: Evaluation) -> MetricResult:
     """Backdoor attack success: % of triggered test inputs classified as the target class."""
     target = ev.scenario.spec.forget.classes[0]

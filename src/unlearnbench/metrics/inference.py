@@ -19,15 +19,8 @@ import torch
 from torch import nn
 
 from ..data import Split
+from ..models.inspect import model_fingerprint
 from ..tasks.language import TokenStats
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    digest = hashlib.sha1()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 class InferenceCache:

@@ -69,15 +69,17 @@ def _register(attack: str, description: str) -> None:
 
     metric.__doc__ = f"AUC of the {description} attack, forget vs holdout (1 = still a member)."
     metrics.register(f"mia_{attack}", tasks=("language",), splits=(MEMBERS, NONMEMBERS),
-                     goal="retrain", group="mia")(metric)
+                     goal="retrain", suite="mia", unit="fraction",
+                     title=f"{description.split(' (')[0]} AUC", group="privacy")(metric)
 
 
 for _attack, _description in ATTACKS.items():
     _register(_attack, _description)
 
 
-@metrics.register("privleak", tasks=("language",), splits=(MEMBERS, NONMEMBERS), goal="retrain",
-                  group="muse")
+@metrics.register("privleak", tasks=("language",), splits=(MEMBERS, NONMEMBERS), goal=0.0,
+                  suite="muse", unit="%", title="PrivLeak", group="privacy", column=40,
+                  headline=True)
 def privleak_metric(ev: Evaluation) -> MetricResult:
     """MUSE PrivLeak: relative Min-K% AUC difference to the retain model, x100 (0 is ideal)."""
     # MUSE labels holdout 1 and forget 0 and scores with the Min-K% log-likelihood, so its
@@ -87,7 +89,7 @@ def privleak_metric(ev: Evaluation) -> MetricResult:
     return MetricResult(privleak(1 - ours, 1 - theirs))
 
 
-def _memorisation(name: str, per_record, doc: str) -> None:
+def _memorisation(name: str, title: str, per_record, doc: str) -> None:
     def metric(ev: Evaluation) -> MetricResult:
         text = ev.output("forget", "token_statistics").text_only()
         values = per_record(text.hit, text.offsets)
@@ -95,13 +97,13 @@ def _memorisation(name: str, per_record, doc: str) -> None:
 
     metric.__doc__ = doc
     metrics.register(name, tasks=("language",), splits=("forget",), goal="retrain",
-                     group="memorisation")(metric)
+                     suite="memorisation", unit="fraction", title=title, group="forget")(metric)
 
 
-_memorisation("forget_em", exact_memorisation, "Exact memorisation: share of forget answer "
-              "tokens (without <eos>) whose teacher-forced argmax is right.")
-_memorisation("forget_es", extraction_strength, "Extraction strength on forget: 1 - k*/length, "
-              "k* the prefix after which all is argmax.")
+_memorisation("forget_em", "Forget EM", exact_memorisation, "Exact memorisation: share of "
+              "forget answer tokens (without <eos>) whose teacher-forced argmax is right.")
+_memorisation("forget_es", "Forget ES", extraction_strength, "Extraction strength on forget: "
+              "1 - k*/length, k* the prefix after which all is argmax.")
 
 
 def _fluency(prefix: str, split: str) -> None:
@@ -114,7 +116,8 @@ def _fluency(prefix: str, split: str) -> None:
     metric.__doc__ = (f"Fluency of the greedy answers on {split}: weighted 2-/3-gram entropy "
                       "(RWKU); a collapse into repetition scores near 0.")
     metrics.register(f"{prefix}_fluency", tasks=("language",), splits=(split,), goal="higher",
-                     group="fluency")(metric)
+                     suite="fluency", unit="bits", title=f"{prefix.capitalize()} fluency",
+                     group="utility")(metric)
 
 
 _fluency("forget", "forget")

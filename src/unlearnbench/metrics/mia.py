@@ -39,7 +39,8 @@ def svc_mia_efficacy(member: np.ndarray, non_member: np.ndarray, target: np.ndar
     return 100.0 * float(1.0 - predicted_member.mean()), predicted_member
 
 
-@metrics.register("mia_efficacy", tasks=("classification",), goal="retrain", unit="%")
+@metrics.register("mia_efficacy", tasks=("classification",), goal="retrain", unit="%", title="MIA",
+                  group="privacy", column=13)
 def mia_efficacy(ev: Evaluation) -> MetricResult:
     """MIA-efficacy: % of forget examples an SVC confidence attack judges non-members (SalUn)."""
     def confidence(split):
@@ -56,14 +57,16 @@ def split_confidence(ev: Evaluation, split: str) -> MetricResult:
     return MetricResult(value, split, ev.ids(split), confidence)
 
 
-@metrics.register("forget_confidence", tasks=("classification",), goal="retrain")
+@metrics.register("forget_confidence", tasks=("classification",), goal="retrain", unit="fraction",
+                  title="Forget confidence", group="privacy")
 def forget_confidence(ev: Evaluation) -> MetricResult:
     """Mean softmax probability of the true label on the forget set (per example: the
     membership feature of MIA-efficacy, kept so the report can draw the attack's ROC)."""
     return split_confidence(ev, "forget")
 
 
-@metrics.register("test_confidence", tasks=("classification",), goal="higher")
+@metrics.register("test_confidence", tasks=("classification",), goal="higher", unit="fraction",
+                  title="Test confidence", group="utility")
 def test_confidence(ev: Evaluation) -> MetricResult:
     """Mean softmax probability of the true label on the test set (per example, as
     ``forget_confidence``: the non-members of the report's ROC)."""

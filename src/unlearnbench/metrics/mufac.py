@@ -85,7 +85,8 @@ def nomus_score(test_accuracy: float, mia: float) -> float:
     return (test_accuracy + (1.0 - 2.0 * abs(mia - 0.5))) / 2.0
 
 
-@metrics.register("mia_loss_lr", tasks=("classification",), goal="0.5", unit="fraction")
+@metrics.register("mia_loss_lr", tasks=("classification",), goal=0.5, unit="fraction",
+                  title="MUFAC MIA", group="privacy")
 def mia_loss_lr(ev: Evaluation) -> MetricResult:
     """MUFAC MIA: accuracy of a loss-based logistic regression, forget vs test (0.5 = ideal)."""
     def losses(split):
@@ -94,13 +95,15 @@ def mia_loss_lr(ev: Evaluation) -> MetricResult:
     return MetricResult(loss_lr_mia(losses("forget"), losses("test"), ev.scenario.seed))
 
 
-@metrics.register("forgetting_score", tasks=("classification",), goal="lower", unit="fraction")
+@metrics.register("forgetting_score", tasks=("classification",), goal="lower", unit="fraction",
+                  title="Forgetting score", group="privacy")
 def forgetting_score(ev: Evaluation) -> MetricResult:
     """MUFAC forgetting score: |MIA − 0.5| of the loss-based LR attack (0 = ideal)."""
     return MetricResult(abs(ev.value("mia_loss_lr").value - 0.5))
 
 
-@metrics.register("nomus", tasks=("classification",), goal="higher", unit="fraction")
+@metrics.register("nomus", tasks=("classification",), goal="higher", unit="fraction",
+                  title="NoMUS", group="overall")
 def nomus(ev: Evaluation) -> MetricResult:
     """NoMUS: (test accuracy + 1 − 2·|MIA − 0.5|) / 2, in [0, 1] (MUFAC; higher is better)."""
     return MetricResult(nomus_score(ev.value("ta").value / 100.0,

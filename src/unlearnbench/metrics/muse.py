@@ -19,7 +19,8 @@ ICL_SHOTS = 3
 
 
 @metrics.register("verbmem_forget", tasks=("language",), splits=("verbatim",), goal="retrain",
-                  group="muse")
+                  suite="muse", unit="%", title="VerbMem", group="forget", column=41,
+                  headline=True)
 def verbmem_forget(ev: Evaluation) -> MetricResult:
     """MUSE VerbMem: ROUGE-L F1 (x100) of greedy continuations of forget-text prefixes."""
     task = ev.scenario.task
@@ -44,7 +45,7 @@ def in_context(ev: Evaluation, split: str) -> TextSplit:
     return TextSplit(f"{split}~icl", tuple(records), source.ids[keep])
 
 
-def _knowmem(prefix: str, goal: str) -> None:
+def _knowmem(prefix: str, goal: str, title: str, group: str, column: int) -> None:
     split = f"knowmem_{prefix}"
 
     def metric(ev: Evaluation) -> MetricResult:
@@ -57,8 +58,9 @@ def _knowmem(prefix: str, goal: str) -> None:
     metric.__doc__ = (f"MUSE KnowMem on {prefix} QA: ROUGE-L F1 (x100) of greedy answers "
                       "behind an in-context prompt.")
     metrics.register(f"knowmem_{prefix}", tasks=("language",),
-                     splits=(split, "knowmem_retain"), goal=goal, group="muse")(metric)
+                     splits=(split, "knowmem_retain"), goal=goal, suite="muse", unit="%",
+                     title=title, group=group, column=column, headline=True)(metric)
 
 
-_knowmem("forget", "retrain")
-_knowmem("retain", "higher")
+_knowmem("forget", "retrain", "KnowMem F", "forget", 42)
+_knowmem("retain", "higher", "KnowMem R", "utility", 43)

@@ -28,7 +28,8 @@ def is_qa(split: TextSplit) -> bool:
 
 
 @metrics.register("relearn_forget_prob", tasks=("language",), splits=("forget",),
-                  goal="retrain", group="robustness")
+                  goal="retrain", suite="robustness", unit="fraction",
+                  title="Relearned forget P", group="forget")
 def relearn_forget_prob(ev: Evaluation) -> MetricResult:
     """Relearning attack: answer probability on half the forget set after training on the rest."""
     forget, task = ev.scenario.splits["forget"], ev.scenario.task
@@ -50,7 +51,8 @@ def relearn_forget_prob(ev: Evaluation) -> MetricResult:
 
 
 @metrics.register("incontext_forget_prob", tasks=("language",), splits=("forget",),
-                  goal="higher", group="robustness")
+                  goal="higher", suite="robustness", unit="fraction",
+                  title="In-context forget P", group="utility")
 def incontext_forget_prob(ev: Evaluation) -> MetricResult:
     """In-context reintroduction: forget answer probability with the fact stated in the prompt."""
     forget = ev.scenario.splits["forget"]

@@ -43,6 +43,8 @@ def truth_ratios(ev: Evaluation, split: str, base: str | None) -> np.ndarray | N
 
 def _register(prefix: str, split: str, base: str | None, form: str) -> None:
     goal = "retrain" if prefix == "forget" else "higher"
+    group = "forget" if prefix == "forget" else "utility"
+    label = {"world_facts": "World", "real_entities": "Real"}.get(prefix, prefix.capitalize())
 
     def ratio(ev: Evaluation) -> MetricResult:
         scored = scored_split(ev, split)
@@ -59,9 +61,10 @@ def _register(prefix: str, split: str, base: str | None, form: str) -> None:
     ratio.__doc__ = f"TOFU truth ratio on {split} ({form_text})."
     rouge.__doc__ = f"TOFU ROUGE-L recall of greedy answers on {split}."
     metrics.register(f"{prefix}_truth_ratio", tasks=("language",), splits=(split,), goal=goal,
-                     group="tofu")(ratio)
+                     suite="tofu", unit="fraction", title=f"{label} truth ratio",
+                     group=group)(ratio)
     metrics.register(f"{prefix}_rouge", tasks=("language",), splits=(split,), goal=goal,
-                     group="tofu")(rouge)
+                     suite="tofu", unit="fraction", title=f"{label} ROUGE", group=group)(rouge)
     if base is None:
         def norm_prob(ev: Evaluation) -> MetricResult:
             answer, perturbed = mean_nll(ev, split), perturbed_nll(ev, split)
@@ -73,7 +76,8 @@ def _register(prefix: str, split: str, base: str | None, form: str) -> None:
         norm_prob.__doc__ = (f"TOFU normalised answer probability P(a)/(P(a)+sum P(perturbed)) "
                              f"on {split}.")
         metrics.register(f"{prefix}_norm_prob", tasks=("language",), splits=(split,),
-                         goal=goal, group="tofu")(norm_prob)
+                         goal=goal, suite="tofu", unit="fraction",
+                         title=f"{label} normalised P", group=group)(norm_prob)
 
 
 for _split in SPLITS:
@@ -81,7 +85,8 @@ for _split in SPLITS:
 
 
 @metrics.register("forget_quality", tasks=("language",), splits=("forget",), goal="higher",
-                  group="tofu")
+                  suite="tofu", unit="fraction", title="Forget quality", group="forget",
+                  column=30, headline=True)
 def forget_quality_metric(ev: Evaluation) -> MetricResult:
     """TOFU forget quality: KS p-value of forget truth ratios against the retain model's."""
     scored = scored_split(ev, "forget")
@@ -100,7 +105,8 @@ UTILITY = ["retain_prob", "retain_rouge", "retain_truth_ratio",
 
 @metrics.register("model_utility", tasks=("language",),
                   splits=("retain_eval", "world_facts", "real_entities"), goal="higher",
-                  group="tofu")
+                  suite="tofu", unit="fraction", title="Model utility", group="utility",
+                  column=31, headline=True)
 def model_utility_metric(ev: Evaluation) -> MetricResult:
     """TOFU model utility: harmonic mean of nine retain and general-knowledge scores.
 

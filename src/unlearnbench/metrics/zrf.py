@@ -70,7 +70,8 @@ def random_model(ev: Evaluation) -> nn.Module:
         return ev.scenario.task.fresh_model(ev.scenario.seed + RANDOM_MODEL_SEED_OFFSET)
 
 
-@metrics.register("zrf", tasks=("classification",), goal="higher", unit="fraction")
+@metrics.register("zrf", tasks=("classification",), goal="higher", unit="fraction", title="ZRF",
+                  group="forget")
 def zrf(ev: Evaluation) -> MetricResult:
     """ZRF: 1 − mean Jensen–Shannon divergence to a random network's outputs on the forget set."""
     forget = ev.scenario.splits["forget"]

@@ -9,24 +9,28 @@ import math
 from collections import defaultdict
 
 from ..stats.ranking import aggregate_order, borda, mean_rank, ranked_criteria
-from .leaderboard import HEADLINE, RANKING_NAMES
+from .leaderboard import RANKING_NAMES, headlines, mean_score, reference_row
 
 
 def across(rows: list[dict], rank_by: str = "kemeny") -> list[dict]:
     """Methods ranked across every benchmark table in ``rows`` (leaderboard rows): one
-    criterion per (benchmark, headline metric) pair, a method's score on it the oriented
-    mean over its seeds. A method (its label: variants of a method are systems of their own)
+    criterion per (benchmark, headline metric) pair, a method's score on it the mean over its
+    seeds oriented by the metric's goal (a "retrain" goal: the distance to that benchmark's
+    `reference_row`). A method (its label: variants of a method are systems of their own)
     missing from a benchmark is compared only where it has cells (ONEBench). Rows of
     {method, position, cells, of, mean_rank, borda}, best first: ``cells`` of ``of``
     criteria ranked on, ``mean_rank`` its mean per-criterion rank, ``borda`` its share of
     pairwise comparisons won (both None for a method sharing no criterion with another);
     ``position`` is its place by ``rank_by``."""
     table: dict[str, dict] = defaultdict(dict)
+    references = {benchmark: reference_row([row for row in rows if row["benchmark"] == benchmark])
+                  for benchmark in {row["benchmark"] for row in rows}}
     # systems and criteria in an order of their own (not the rows'), which breaks rank ties
     for row in sorted(rows, key=lambda row: (row["label"], row["benchmark"])):
-        for name, (orient, _) in HEADLINE.items():
-            if name in row["metrics"]:
-                table[row["label"]][(row["benchmark"], name)] = orient(row["metrics"][name]["mean"])
+        for name in headlines():
+            score = mean_score(row, name, references[row["benchmark"]])
+            if score is not None:
+                table[row["label"]][(row["benchmark"], name)] = score
     table = dict(table)
     if not table:
         return []

@@ -13,12 +13,14 @@ import datetime
 import os
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..errors import UserError
 from ..store import Store, sqlite_file
 from . import plots, views
-from .leaderboard import (HEADLINE, RANKING_NAMES, TABLE_COLUMNS, TITLES, group_key, leaderboard,
-                          sort_metric, table_name)
+from ..registry import GROUPS, metrics
+from .leaderboard import (RANKING_NAMES, REFERENCE_METHOD, columns, goal_words, group_key, heading,
+                          leaderboard, ranked_headlines, sort_metric, table_name, title,
+                          unranked)
 from .markup import esc, header, number
 
 STYLE = """
@@ -134,27 +136,31 @@ def method_cells(row: dict) -> str:
 
 
 def leaderboard_table(rows: list[dict]) -> str:
-    columns = [(m, t) for m, t in TABLE_COLUMNS if any(m in row["metrics"] for row in rows)]
+    shown = [m for m in columns() if any(m in row["metrics"] for row in rows)]
     ranked = any(row.get("rank") for row in rows)
     head = "<tr><th>Method</th><th>Seeds</th>" + ("<th>Rank</th>" if ranked else "") + "".join(
-        f'<th data-metric="{esc(m)}">{esc(t)}</th>' for m, t in columns) + "</tr>"
+        f'<th data-metric="{esc(m)}">{esc(heading(m))}</th>' for m in shown) + "</tr>"
     body = "".join(
         f'<tr data-label="{esc(row["label"])}">{method_cells(row)}'
         + (f'<td class="num rank">{esc(rank_text(row))}</td>' if ranked else "")
-        + "".join(stat_cell(m, row["metrics"].get(m)) for m, _ in columns) + "</tr>"
+        + "".join(stat_cell(m, row["metrics"].get(m)) for m in shown) + "</tr>"
         for row in rows)
     notes = ["Mean ± seed standard deviation over seeds; [low, high]: 95% bootstrap interval of "
              "the mean."]
-    metric = sort_metric({m for row in rows for m in row["metrics"]})
+    metric = sort_metric(rows)
     if metric and not ranked:
-        notes.append(f"Sorted by {esc(TITLES.get(metric, metric))}, {HEADLINE[metric][1]}.")
+        notes.append(f"Sorted by {esc(title(metric))}, {esc(goal_words(metric))}.")
     if ranked:
         by = next(row["rank"]["by"] for row in rows if row.get("rank"))
-        criteria = ", ".join(esc(TITLES.get(m, m)) for m in HEADLINE
-                             if any(m in row["metrics"] for row in rows))
+        criteria = ", ".join(f"{esc(title(m))} ({esc(goal_words(m))})"
+                             for m in ranked_headlines(rows))
         notes.append(f"Sorted by rank: {RANKING_NAMES.get(by, esc(by))} of the per-seed "
                      f"rankings on {criteria}; ≈: within noise of the best row (judged with at "
                      "least 3 shared seeds); (k/K): ranked on k of K criteria.")
+    left_out = unranked(rows)
+    if left_out:
+        notes.append(f"Not ranked on {esc(', '.join(map(title, left_out)))}: no "
+                     f"{REFERENCE_METHOD} run to compare with.")
     errors = "".join(f"<li>{esc(row['label'])} failed: {esc('; '.join(row['errors']))}</li>"
                      for row in rows if row["errors"])
     return (f'<h3>Leaderboard</h3><div class="scroll"><table class="leaderboard">{head}{body}'
@@ -163,11 +169,25 @@ def leaderboard_table(rows: list[dict]) -> str:
 
 
 def all_metrics_table(rows: list[dict]) -> str:
-    """Every stored metric (one row each) against every method (one column each)."""
-    metrics = sorted({m for row in rows for m in row["metrics"]})
-    head = header(["Metric", *(row["label"] for row in rows)])
-    body = "".join(f'<tr><td class="code">{esc(m)}</td>'
+    """Every stored metric (one row each: its registered group, name, title, unit and
+    direction; by group, then name; names no registration knows last) against every method
+    (one column each)."""
+    def order(m):
+        return (GROUPS.index(metrics.get(m).attributes["group"]) if m in metrics else len(GROUPS),
+                m)
+
+    def described(m):
+        if m not in metrics:
+            return f'<td></td><td class="code">{esc(m)}</td><td></td><td></td>'
+        attributes = metrics.get(m).attributes
+        return (f'<td>{esc(attributes["group"])}</td><td class="code">{esc(m)}</td>'
+                f'<td>{esc(title(m))}</td><td>{esc(attributes["unit"])}, '
+                f'{esc(goal_words(m))}</td>')
+
+    names = sorted({m for row in rows for m in row["metrics"]}, key=order)
+    head = header(["Group", "Metric", "Title", "Unit, direction", *(row["label"] for row in rows)])
+    body = "".join(f"<tr>{described(m)}"
                    + "".join(stat_cell(m, row["metrics"].get(m)) for row in rows) + "</tr>"
-                   for m in metrics)
-    return (f"<details><summary>All {len(metrics)} metrics</summary>"
+                   for m in names)
+    return (f"<details><summary>All {len(names)} metrics</summary>"
             f'<div class="scroll"><table class="all-metrics">{head}{body}</table></div></details>')

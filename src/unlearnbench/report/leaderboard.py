@@ -13,71 +13,82 @@ import json
 import math
 from collections import Counter, defaultdict
 
-from ..stats.ranking import aggregate_order, criteria_counts, ranked_criteria
+from ..registry import metrics
+from ..stats.ranking import aggregate_order, criteria_counts, orient, ranked_criteria
 from ..stats.uncertainty import seed_summary, within_noise
 
-# The columns a table may show; each benchmark's table shows those its runs measured.
-TABLE_COLUMNS = [("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA"),
-                 ("avg_gap", "Avg. Gap"), ("challenge_score", "Challenge score"),
-                 ("challenge_forget_quality", "Challenge F"), ("ulira_forget", "U-LiRA forget"),
-                 ("klom_forget_mean", "KLoM forget"), ("klom_forget_p99", "KLoM f p99"),
-                 ("forget_quality", "Forget quality"),
-                 ("model_utility", "Model utility"), ("forget_prob", "Forget P"),
-                 ("retain_prob", "Retain P"), ("privleak", "PrivLeak"),
-                 ("verbmem_forget", "VerbMem"), ("knowmem_forget", "KnowMem F"),
-                 ("knowmem_retain", "KnowMem R"),
-                 ("forget_exact", "Forget exact"), ("retain_exact", "Retain exact"),
-                 ("holdout_exact", "Holdout exact"), ("world_facts_exact", "World exact"),
-                 ("real_entities_exact", "Real exact"),
-                 ("knowmem_forget_exact", "KnowMem forget"),
-                 ("knowmem_retain_exact", "KnowMem retain"), ("forget_nll", "Forget NLL"),
-                 ("retain_nll", "Retain NLL"),
-                 ("unlearn_seconds", "Unlearn s"), ("speedup", "Speed-up")]
-TITLES = dict(TABLE_COLUMNS)
-
-
-def _lower(value: float) -> float:
-    return -value
-
-
-def _higher(value: float) -> float:
-    return value
-
-
-def _closer_to_zero(value: float) -> float:
-    return -abs(value)
-
-
-def _closer_to_half(value: float) -> float:
-    return -abs(value - 0.5)
-
-
-# The headline metrics a table is ranked on, each with its orientation: a function turning a
-# value into a score where higher is better, and the words for it. The first one a table has
-# is its sort metric. Classification: Avg. Gap; populations (the NeurIPS 2023 challenge):
-# challenge score, U-LiRA accuracy (0.5 = indistinguishable from retraining), KLoM; TOFU:
-# forget quality and model utility; MUSE: PrivLeak (0 ideal), VerbMem and KnowMem.
-HEADLINE = {"avg_gap": (_lower, "lower is better"),
-            "challenge_score": (_higher, "higher is better"),
-            "ulira_forget": (_closer_to_half, "closer to 0.5 is better"),
-            "klom_forget_mean": (_lower, "lower is better"),
-            "forget_quality": (_higher, "higher is better"),
-            "model_utility": (_higher, "higher is better"),
-            "privleak": (_closer_to_zero, "closer to 0 is better"),
-            "verbmem_forget": (_lower, "lower is better"),
-            "knowmem_forget": (_lower, "lower is better"),
-            "knowmem_retain": (_higher, "higher is better")}
 RANKINGS = ("kemeny", "borda", "mean")
 # Seeds a row must share with the best row for "≈" to be judged (see `_rank_table`).
 MIN_PAIRED_SEEDS = 3
 # Method labels longer than this are shown in the terminal as "METHOD #k", with a legend.
 MAX_LABEL = 40
 RANKING_NAMES = {"kemeny": "Kemeny consensus", "borda": "Borda count", "mean": "mean rank"}
+# The method whose runs reproduce the retrained reference (the scenario's seed and recipe):
+# a metric whose goal is "retrain" is ranked by its distance to that method's value.
+REFERENCE_METHOD = "retrain"
+# Units a column heading names; a fraction or a ratio goes without.
+SHOWN_UNITS = ("%", "nats", "bits", "s")
 
 
-def sort_metric(metric_names) -> str | None:
-    """The first headline metric among ``metric_names``: the one a table is sorted by."""
-    return next((name for name in HEADLINE if name in metric_names), None)
+# Every table reads its columns, titles and directions from the metrics' registrations
+# (`registry.check_metric`): a metric registered with a ``column`` is one a table may show,
+# one registered ``headline`` is also ranked on.
+def columns() -> list[str]:
+    """The metrics a table may show, in column order (each table shows those its runs
+    measured)."""
+    shown = [e for e in metrics.entries() if e.attributes.get("column") is not None]
+    return [e.name for e in sorted(shown, key=lambda e: (e.attributes["column"], e.name))]
+
+
+def headlines() -> list[str]:
+    """The metrics a table is ranked on, in column order; the first one a table can score
+    is its sort metric."""
+    return [name for name in columns() if metrics.get(name).attributes.get("headline")]
+
+
+def title(name: str) -> str:
+    """A metric's display name (a name no registration knows stays as it is)."""
+    return metrics.get(name).attributes["title"] if name in metrics else name
+
+
+def heading(name: str) -> str:
+    """A column's heading: the title, and the unit where it has one worth naming."""
+    unit = metrics.get(name).attributes["unit"] if name in metrics else None
+    return f"{title(name)} ({unit})" if unit in SHOWN_UNITS else title(name)
+
+
+def goal_words(name: str) -> str:
+    """How a metric is ranked, in words: "lower is better", "closer to 0 is better"..."""
+    goal = metrics.get(name).attributes["goal"]
+    if goal in ("higher", "lower"):
+        return f"{goal} is better"
+    return f"closer to {REFERENCE_METHOD if goal == 'retrain' else format(goal, 'g')} is better"
+
+
+def reference_row(rows: list[dict]) -> dict | None:
+    """The table's row of `REFERENCE_METHOD` (one without a step cap first, then by label),
+    None where the table has none."""
+    candidates = [row for row in rows if row["method"] == REFERENCE_METHOD]
+    return min(candidates, default=None,
+               key=lambda row: (bool((row["settings"] or {}).get("max_steps")), row["label"]))
+
+
+def mean_score(row: dict, name: str, reference: dict | None) -> float | None:
+    """The row's mean of metric ``name`` oriented by its goal (higher is better); None where
+    the row lacks it, or the goal is "retrain" and the reference row lacks it."""
+    stat = row["metrics"].get(name)
+    if stat is None:
+        return None
+    ours = reference["metrics"].get(name) if reference else None
+    return orient(metrics.get(name).attributes["goal"], stat["mean"], ours and ours["mean"])
+
+
+def sort_metric(rows: list[dict]) -> str | None:
+    """The first headline metric some row of the table can be scored on: the one a table is
+    sorted by."""
+    reference = reference_row(rows)
+    return next((name for name in headlines()
+                 if any(mean_score(row, name, reference) is not None for row in rows)), None)
 
 
 def table_name(run: dict) -> str:
@@ -171,35 +182,47 @@ def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
                "metrics": {name: seed_summary(v) for name, v in sorted(values.items())}}
         rows.append(row)
         per_seed[(benchmark, row["label"])] = by_seed
-    sorted_by = {}
+    places = {}
     for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
         mine = [row for row in rows if row["benchmark"] == benchmark]
-        sorted_by[benchmark] = sort_metric({name for row in mine for name in row["metrics"]})
-        _rank_table(mine, per_seed, rank_by, sorted_by[benchmark])
+        metric, reference = sort_metric(mine), reference_row(mine)
+        _rank_table(mine, per_seed, rank_by, metric, reference)
+        places.update({id(row): _place(row, metric, reference) for row in mine})
+    return sorted(rows, key=lambda row: (row["benchmark"], *places[id(row)]))
 
-    return sorted(rows, key=lambda row: (row["benchmark"],
-                                         *_place(row, sorted_by[row["benchmark"]])))
 
-
-def _place(row: dict, metric: str | None) -> tuple:
-    """A row's place in its table: by rank, then (unranked rows) by the sort metric's mean,
-    best first, missing last, then by label."""
-    stat = row["metrics"].get(metric) if metric else None
-    score = HEADLINE[metric][0](stat["mean"]) if stat else 0.0
+def _place(row: dict, metric: str | None, reference: dict | None) -> tuple:
+    """A row's place in its table: by rank, then (unranked rows) by the sort metric's
+    oriented mean, best first, missing last, then by label."""
+    score = mean_score(row, metric, reference) if metric else None
     position = row["rank"]["position"] if row["rank"] else math.inf
-    return position, stat is None, -score, row["label"]
+    return position, score is None, -(score or 0.0), row["label"]
 
 
-def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | None) -> None:
+def _oriented_seeds(row: dict, name: str, per_seed: dict, reference: dict | None) -> dict:
+    """{seed: the row's value of metric ``name`` on that seed, oriented by its goal} (a
+    "retrain" goal compares with the reference row's value on the same seed)."""
+    seeds = per_seed[(row["benchmark"], row["label"])].get(name, {})
+    theirs = per_seed[(reference["benchmark"], reference["label"])].get(name, {}) \
+        if reference else {}
+    goal = metrics.get(name).attributes["goal"]
+    scores = {seed: orient(goal, value, theirs.get(seed)) for seed, value in seeds.items()}
+    return {seed: score for seed, score in scores.items() if score is not None}
+
+
+def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | None,
+                reference: dict | None) -> None:
     """Set ``rank`` and ``within_noise_of_best`` on one benchmark's rows (``metric``: the
-    table's sort metric).
+    table's sort metric; ``reference``: its `reference_row`).
 
     rank = {by, position, criteria, of}: the row's place (1 = best) in the ``rank_by``
     aggregation (`stats.ranking`) of the per-seed rankings on the table's headline metrics:
-    one criterion per (metric, seed), scores oriented by `HEADLINE`, a row missing a seed
-    compared on the others; ``criteria`` of ``of`` are the criteria it was ranked on. None
-    where fewer than two rows have a headline metric (nothing to rank), or for a row ranked
-    on no criterion.
+    one criterion per (metric, seed), scores oriented by the metric's registered goal (a
+    "retrain" goal by the distance to the reference row's value on that seed: without a
+    reference row, or on a seed it lacks, no criterion), a row missing a seed compared on
+    the others; ``criteria`` of ``of`` are the criteria it was ranked on. None where fewer
+    than two rows have a headline metric (nothing to rank), or for a row ranked on no
+    criterion.
 
     within_noise_of_best: whether the row's oriented sort-metric values over seeds are
     within noise of the best row's, the first in the table's order (`_place`) with the sort
@@ -208,11 +231,10 @@ def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | No
     `MIN_PAIRED_SEEDS` seeds with the best (a t-test on 2 pairs has one degree of freedom:
     its p-value says next to nothing). paired_seeds: the number of seeds shared with the
     best row (None where within_noise_of_best is not judged for that reason)."""
-    table = {}
-    for row in rows:
-        seeds = per_seed[(row["benchmark"], row["label"])]
-        table[row["label"]] = {(name, seed): HEADLINE[name][0](value)
-                               for name in HEADLINE for seed, value in seeds.get(name, {}).items()}
+    table = {row["label"]: {(name, seed): score for name in headlines()
+                            for seed, score in _oriented_seeds(row, name, per_seed,
+                                                               reference).items()}
+             for row in rows}
     ranked = {label: cells for label, cells in table.items() if cells}
     counts = criteria_counts(ranked)
     order = aggregate_order(ranked, rank_by) if len(ranked) >= 2 else []
@@ -225,13 +247,11 @@ def _rank_table(rows: list[dict], per_seed: dict, rank_by: str, metric: str | No
 
     if metric is None:
         return
-    orient = HEADLINE[metric][0]
-    scored = [row for row in rows if metric in row["metrics"]]
-    best = min(scored, key=lambda row: _place(row, metric))
+    scored = [row for row in rows if mean_score(row, metric, reference) is not None]
+    best = min(scored, key=lambda row: _place(row, metric, reference))
 
     def oriented(row):
-        seeds = per_seed[(row["benchmark"], row["label"])][metric]
-        return {seed: orient(value) for seed, value in seeds.items()}
+        return _oriented_seeds(row, metric, per_seed, reference)
 
     for row in scored:
         if row is not best:
@@ -297,28 +317,27 @@ def render(rows: list[dict], console) -> None:
 
     for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
         mine = [row for row in rows if row["benchmark"] == benchmark]
-        columns = [(name, title) for name, title in TABLE_COLUMNS
-                   if any(name in row["metrics"] for row in mine)]
-        metric = sort_metric({name for row in mine for name in row["metrics"]})
+        shown = [name for name in columns() if any(name in row["metrics"] for row in mine)]
+        metric = sort_metric(mine)
         ranked = any(row.get("rank") for row in mine)
         if ranked:
-            sorted_by = f"; sorted by {' + '.join(_headlines(mine))} rank"
+            sorted_by = f"; sorted by {' + '.join(map(title, ranked_headlines(mine)))} rank"
         else:
-            sorted_by = f"; sorted by {TITLES[metric]}, {HEADLINE[metric][1]}" if metric else ""
+            sorted_by = f"; sorted by {title(metric)}, {goal_words(metric)}" if metric else ""
         labels, legend = _terminal_labels(mine)
         table = Table(title=f"{escape(benchmark)} (mean ± std over seeds{sorted_by})")
         table.add_column("Method", no_wrap=True)
         table.add_column("Seeds", justify="right")
         if ranked:
             table.add_column("Rank", justify="right", no_wrap=True)
-        for _, title in columns:
-            table.add_column(title, justify="right", no_wrap=True)
+        for name in shown:
+            table.add_column(heading(name), justify="right", no_wrap=True)
         for row in mine:
             seeds = str(len(row["seeds"])) + (f" ({row['failed']} failed)" if row["failed"] else "")
             # Labels such as ga[lr=0.001] would otherwise be read as rich markup and lose
             # their brackets, making variants indistinguishable.
             table.add_row(escape(labels[id(row)]), seeds, *([format_rank(row)] if ranked else []),
-                          *(escape(format_cell(row["metrics"].get(name))) for name, _ in columns))
+                          *(escape(format_cell(row["metrics"].get(name))) for name in shown))
         console.print(table)
         for line in [*legend, *_footnotes(mine, metric, ranked)]:
             console.print(f"  {line}", markup=False, highlight=False)
@@ -348,9 +367,22 @@ def _terminal_labels(rows: list[dict]) -> tuple[dict[int, str], list[str]]:
     return shown, legend
 
 
-def _headlines(rows: list[dict]) -> list[str]:
-    """The titles of the headline metrics the rows were ranked on."""
-    return [TITLES[name] for name in HEADLINE if any(name in row["metrics"] for row in rows)]
+def ranked_headlines(rows: list[dict]) -> list[str]:
+    """The headline metrics the rows were ranked on: those measured, less those whose goal
+    is "retrain" where the table has no reference row to compare with (`unranked`)."""
+    left_out = unranked(rows)
+    return [name for name in headlines()
+            if any(name in row["metrics"] for row in rows) and name not in left_out]
+
+
+def unranked(rows: list[dict]) -> list[str]:
+    """The measured headline metrics whose goal is "retrain" that the table cannot rank on:
+    it has no `REFERENCE_METHOD` row measuring them."""
+    reference = reference_row(rows)
+    return [name for name in headlines()
+            if metrics.get(name).attributes["goal"] == "retrain"
+            and any(name in row["metrics"] for row in rows)
+            and (reference is None or name not in reference["metrics"])]
 
 
 def _footnotes(rows: list[dict], metric: str | None, ranked: bool) -> list[str]:
@@ -359,14 +391,20 @@ def _footnotes(rows: list[dict], metric: str | None, ranked: bool) -> list[str]:
         lines.append("[low, high]: 95% bootstrap interval of the mean over seeds.")
     if ranked:
         by = next(row["rank"]["by"] for row in rows if row.get("rank"))
-        criteria = ", ".join(f"{TITLES[name]} ({HEADLINE[name][1]})" for name in HEADLINE
-                             if any(name in row["metrics"] for row in rows))
+        criteria = ", ".join(f"{title(name)} ({goal_words(name)})"
+                             for name in ranked_headlines(rows))
         partial = any(row["rank"] and row["rank"]["criteria"] < row["rank"]["of"] for row in rows)
         lines.append(f"Rank (1 = best): {RANKING_NAMES[by]} of the per-seed rankings on "
                      f"{criteria}" + ("; (k/K): ranked on k of the table's K metric × seed "
                                       "rankings (seeds missing)." if partial else "."))
+    left_out = unranked(rows)
+    if left_out:
+        lines.append(f"Not ranked on {', '.join(map(title, left_out))} (closer to "
+                     f"{REFERENCE_METHOD} is better): no {REFERENCE_METHOD} run measured "
+                     f"{'it' if len(left_out) == 1 else 'them'}; add --methods "
+                     f"{REFERENCE_METHOD}.")
     if any(row["within_noise_of_best"] for row in rows):
-        lines.append(f"≈: within noise of the best row on {TITLES[metric]} (paired t-test over "
+        lines.append(f"≈: within noise of the best row on {title(metric)} (paired t-test over "
                      f"the seeds shared with it, at least {MIN_PAIRED_SEEDS}, p ≥ 0.05).")
     if any(row["paired_seeds"] is not None and row["paired_seeds"] < MIN_PAIRED_SEEDS
            for row in rows):

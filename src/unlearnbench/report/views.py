@@ -11,9 +11,10 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import registry
 from ..store import Store
 from . import plots
-from .leaderboard import TABLE_COLUMNS, TITLES, sort_metric
+from .leaderboard import columns, heading, sort_metric
 from .markup import esc, header, image, number
 
 # The trade-off plot's axes, the first pair a benchmark measured: (forget side, utility side).
@@ -64,7 +65,7 @@ def tradeoff_figure(rows, runs, measured, colour) -> str:
     x_values, y_values = per_label(runs, axes[0]), per_label(runs, axes[1])
     points = [{"label": row["label"], "method": row["method"], "x": x_values.get(row["label"], []),
                "y": y_values.get(row["label"], [])} for row in rows]
-    x_title, y_title = (f"{TITLES.get(m, m)} ({m})" for m in axes)
+    x_title, y_title = (f"{heading(m)} [{m}]" for m in axes)
     missing = [name for name in REFERENCE_METHODS if not any(r["method"] == name for r in rows)]
     note = ("Mean over seeds, error bars one seed standard deviation. ★ retrained reference, "
             "✕ original" + (f" (not in the store: {', '.join(missing)})" if missing else "") + ".")
@@ -102,20 +103,20 @@ def roc_figure(rows, runs, store, colour) -> str:
 
 
 def distribution_figure(rows, runs, measured, colour) -> str:
-    metric = sort_metric(measured) or next((m for m, _ in TABLE_COLUMNS if m in measured), None)
+    metric = sort_metric(rows) or next((m for m in columns() if m in measured), None)
     if metric is None:
         return ""
     values = per_label(runs, metric)
     ordered = {row["label"]: values[row["label"]] for row in rows if row["label"] in values}
-    png = plots.seed_distribution(ordered, TITLES.get(metric, metric), colour)
-    return (f"<h3>Per-seed distribution: {esc(TITLES.get(metric, metric))}</h3>"
+    png = plots.seed_distribution(ordered, heading(metric), colour)
+    return (f"<h3>Per-seed distribution: {esc(heading(metric))}</h3>"
             f"{image(png, 'per-seed distribution')}"
             '<p class="note">A box over the seeds of each method and every seed as a point.</p>')
 
 
 def curves_figure(name, store, colour) -> str:
     points = [p for p in store.curves(name) if p["benchmark"] == name]
-    titles = {m: f"{TITLES.get(m, m)} ({m})" for m in {p["metric"] for p in points}}
+    titles = {m: f"{heading(m)} [{m}]" for m in {p["metric"] for p in points}}
     png = plots.learning_curves(points, titles, colour) if points else None
     if png is None:
         return ""
@@ -125,6 +126,14 @@ def curves_figure(name, store, colour) -> str:
             "and method (runs of one method with different hyperparameters share its colour). "
             "Runs observed at their first and last step only (methods without a training loop "
             "to follow, such as retrain) are left out.</p>")
+
+
+def approximate(method: str) -> bool:
+    """Neither the no-op nor an exact method (registered ``exact=True``: a retrain in some
+    form, SISA, the analytic head); a method this process does not know counts as approximate."""
+    if method == "original":
+        return False
+    return not (method in registry.methods and registry.methods.get(method).attributes.get("exact"))
 
 
 def worst_examples(rows, runs, store) -> str:
@@ -144,7 +153,7 @@ def worst_examples(rows, runs, store) -> str:
     labels = [row["label"] for row in rows if row["label"] in values]
     methods = {row["label"]: row["method"] for row in rows}
     mean = {label: {e: float(np.mean(v)) for e, v in values[label].items()} for label in labels}
-    judged = [label for label in labels if methods[label] not in REFERENCE_METHODS] or labels
+    judged = [label for label in labels if approximate(methods[label])] or labels
     retrain = next((label for label in labels if methods[label] == "retrain"), None)
     examples = sorted({e for label in labels for e in mean[label]})
 

@@ -1,10 +1,10 @@
 """Rank aggregation across criteria (metrics, seeds, benchmarks) that tolerates missing cells.
 
 Input: a table {system: {criterion: score}}, higher is better (callers orient scores
-first), a cell missing where a system was not measured on a criterion. Averaging raw scores
-across criteria mixes units and lets one criterion dominate; "What are the best systems? New
-perspectives on NLP benchmarking" (Colombo et al. 2022) argues for aggregating the
-per-criterion *rankings* instead, Kemeny consensus first. ONEBench (Ghosh et al. 2024)
+first, with `orient`), a cell missing where a system was not measured on a criterion.
+Averaging raw scores across criteria mixes units and lets one criterion dominate; "What are
+the best systems? New perspectives on NLP benchmarking" (Colombo et al. 2022) argues for
+aggregating the per-criterion *rankings* instead, Kemeny consensus first. ONEBench (Ghosh et al. 2024)
 makes this work on sparse tables by comparing two systems only on the criteria both have.
 
 Three aggregations:
@@ -23,6 +23,19 @@ import numpy as np
 from scipy.stats import rankdata
 
 Table = Mapping[str, Mapping[Hashable, float]]
+
+
+def orient(goal, value: float, reference: float | None = None) -> float | None:
+    """A metric's value as a score where higher is better, by its registered goal: "higher"
+    keeps it, "lower" negates it, "retrain" scores −|value − reference| (``reference``: the
+    retrained model's value; None without it), and a number t scores −|value − t|."""
+    if goal == "higher":
+        return value
+    if goal == "lower":
+        return -value
+    if goal == "retrain":
+        return None if reference is None else -abs(value - reference)
+    return -abs(value - goal)
 
 
 def ranked_criteria(table: Table) -> list:

@@ -113,7 +113,7 @@ class ClassificationTask:
     @torch.no_grad()
     def features(self, model: nn.Module, split: Split, batch_size: int = 512) -> torch.Tensor:
         """Penultimate activations (the input of the last weight layer) for every example."""
-        from ..methods.base import last_layers
+        from ..models.inspect import last_layers
 
         captured = []
         hook = last_layers(model, 1)[0].register_forward_hook(

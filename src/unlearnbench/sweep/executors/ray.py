@@ -1,6 +1,6 @@
 """The Ray executor: ``unlearnbench run --executor ray [--address auto|ray://HOST:PORT]``.
 
-Each unit (one job, or one chain of sequential requests; see ``executors.py``) is one Ray
+Each unit (one job, or one chain of sequential requests; see ``sweep/executors/``) is one Ray
 task with its resource request: ``num_cpus=threads`` (1 by default) and ``num_gpus=1`` when
 the device is CUDA (Ray then gives the task its own GPU as ``cuda``). Without ``--address``
 a local Ray instance is started (``ray.init``, with ``workers × threads`` CPUs when
@@ -41,9 +41,9 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
-from .cache import ModelCache, default_cache_dir
-from .errors import UserError
-from .executors import (
+from ...cache import ModelCache, default_cache_dir
+from ...errors import UserError
+from .base import (
     OnDone,
     Sweep,
     Unit,
@@ -53,8 +53,8 @@ from .executors import (
     describe,
     lost_jobs_error,
 )
-from .plugins import load_files, loaded_files
-from .store import RunRecord, Store
+from ...plugins import load_files, loaded_files
+from ...store import RunRecord, Store
 
 INSTALL = "pip install 'unlearnbench[ray]'"
 

@@ -2,7 +2,7 @@
 ``against`` method unlearns a candidate pool from the original, a model trained without the
 pool says what forgetting it fully looks like, and each pool example is scored by how much
 better the unlearned model still fits it. The selection itself is
-``data.forget.select_hardest``; this module runs the models, which needs the scenario
+``requests.forget.select_hardest``; this module runs the models, which needs the scenario
 machinery the data layer does not import."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import ModelCache
-from .data import DataBundle, Split
-from .errors import Diverged, UserError
-from .specs import BenchmarkSpec
-from .tasks.classification import ClassificationTask
+from ..cache import ModelCache
+from ..data import DataBundle, Split
+from ..errors import Diverged, UserError
+from ..specs import BenchmarkSpec
+from ..tasks.classification import ClassificationTask
 
 
 def residual_fit(spec: BenchmarkSpec, seed: int, cache: ModelCache, task: ClassificationTask,
@@ -32,8 +32,8 @@ def residual_fit(spec: BenchmarkSpec, seed: int, cache: ModelCache, task: Classi
     held-out model is trained like a reference (same recipe and seed, retain = the rest) and
     cached by its training ids like one."""
     # Imported here: the API imports the scenario module, which imports this one.
-    from .api import unlearn
-    from .scenarios import Scenario, _train_cached
+    from ..unlearning import unlearn
+    from ..unlearning import Scenario, train_cached as train_cached
 
     train = data.train
     splits = {"forget": train.subset(pool, "forget"),
@@ -47,7 +47,7 @@ def residual_fit(spec: BenchmarkSpec, seed: int, cache: ModelCache, task: Classi
         raise UserError(f"method {spec.forget.against!r} diverged while unlearning the "
                         f"hardest-set candidate pool ({exc}); choose gentler hyperparameters "
                         "for it in the benchmark or another method") from None
-    held_out, _ = _train_cached(cache, task, spec, splits["retain"], seed, "hardest-pool held out")
+    held_out, _ = train_cached(cache, task, spec, splits["retain"], seed, "hardest-pool held out")
     return (cross_entropy(task, held_out, splits["forget"])
             - cross_entropy(task, unlearned, splits["forget"]))
 

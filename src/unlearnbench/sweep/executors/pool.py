@@ -1,5 +1,5 @@
 """The local process pool (``unlearnbench run --workers N``): units of a sweep (see
-``executors.py``) in N spawned processes.
+``sweep/executors/``) in N spawned processes.
 
 Workers are spawned processes ("spawn": no forked torch state) with ``threads`` torch
 threads each (1 by default). Each opens its own connection to the SQLite store and writes
@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from .cache import ModelCache
-from .errors import UserError
-from .executors import (
+from ...cache import ModelCache
+from ...errors import UserError
+from .base import (
     Group,
     OnDone,
     Schedule,
@@ -45,8 +45,8 @@ from .executors import (
     describe,
     lost_jobs_error,
 )
-from .plugins import load_files, loaded_files
-from .store import Store
+from ...plugins import load_files, loaded_files
+from ...store import Store
 
 
 def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:

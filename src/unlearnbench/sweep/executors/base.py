@@ -1,52 +1,20 @@
-"""Executors: where a sweep's jobs run. ``run_grid`` plans, skips what the store holds, cuts
-the rest into units and hands them to one executor; every executor has one method,
-``run(sweep, on_done) -> {"finished": n, "failed": m}``.
-
-- ``SerialExecutor`` (the default): every unit in this process, in grid order.
-- ``ProcessPool(workers, threads)`` (``unlearnbench run --workers N``): N spawned processes
-  (``executors_pool.py``).
-- ``RayExecutor(address, workers, threads)`` (``--executor ray``): Ray tasks, see below.
-
-A **unit** is one job, or one chain of sequential requests (a method's stages stay in one
-process: each starts from the previous stage's model). Units keep the grid's order, grouped
-by (benchmark, seed), the jobs that share one scenario. A ``UnitRunner`` runs units in one
-process and keeps the scenario (and its inference caches) of the group it ran last, so a
-group's scenario is built once per process that works on it. Before it builds anything it
-claims the unit's jobs with leases in the store (``leases.py``): a unit another process (of
-this sweep or of another `unlearnbench run`) holds is not run but added to ``Sweep.held``,
-which ``run_grid`` waits for at the end; a job stored meanwhile is not run again.
-
-The pool (and Ray) schedule units, not whole groups, as ``Schedule`` says, so that one seed with many methods still keeps
-every worker busy. A free worker takes, in this order: the next unit of the group it worked
-on last (its scenario is in memory); the first unit of a group nobody has started (a fresh
-scenario: with a cold model cache each worker trains different models); a unit of a group
-whose scenario another worker has already built (the models are then in the on-disk cache,
-so building it again is loading it), the group with the most units left first. A worker
-never starts a group another worker is still building while anything else is running, so a
-cold cache is not trained twice over (the cache is content-addressed and written under
-temporary names, so it would be safe, only wasteful).
-
-``RayExecutor`` (``executors_ray.py``, ``run --executor ray [--address ...]``) is one more
-class with the same ``run``: one Ray task per unit, with its resource request, writing to a
-store every node reaches, the model cache on a shared directory, ``ray.wait`` in place of
-the pipes and sentinels, the same scheduling order and the same ``WorkersLost`` line when
-tasks are lost. ``make_executor`` turns the command line's choice into one of the three.
-"""
+"""What every executor shares: units of a sweep, the sweep itself, the runner of units in one
+process (with its job leases), the scheduling order, the error for lost jobs (see the
+package docstring)."""
 from __future__ import annotations
 
 import json
-import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .cache import ModelCache
-from .errors import UserError
-from .leases import Leases
-from .runner import Job, _run_sequences, run_job, scenario_cache
-from .scenarios import build_scenario, get_spec
-from .store import RunRecord, Store
+from ...cache import ModelCache
+from ...errors import UserError
+from ..leases import Leases
+from ..jobs import Job, _run_sequences, run_job, scenario_cache
+from ...scenarios import build_scenario, get_spec
+from ...store import RunRecord, Store
 
 OnDone = Callable[[Job, RunRecord], None]
 Group = tuple[str, int]  # (benchmark as given, seed): the jobs that share one scenario
@@ -177,26 +145,6 @@ class UnitRunner:
         self.leases.close()
 
 
-class SerialExecutor:
-    """Every unit in this process, in grid order (a scenario is built once per group)."""
-
-    def run(self, sweep: Sweep, on_done: OnDone | None = None) -> dict[str, int]:
-        counts = {"finished": 0, "failed": 0}
-
-        def done(job, record):
-            counts[record.status] += 1
-            if on_done:
-                on_done(job, record)
-        runner = UnitRunner(sweep.store, sweep.cache, sweep.device, sweep.versions, sweep.commit)
-        try:
-            for unit in sweep.units:
-                if not runner.run(unit, done):
-                    sweep.held.append(unit)
-        finally:
-            runner.close()
-        return counts
-
-
 @dataclass(frozen=True)
 class WorkerConfig:
     """What a worker process (pool or Ray) needs to run units: where the store and the model
@@ -256,36 +204,3 @@ def lost_jobs_error(jobs: dict[str, Job], reported: set[str], store: Store, caus
     cause = "; ".join(causes) or default_cause
     return WorkersLost(f"{cause}: {len(missing)} of {len(jobs)} jobs not done ({names}{more}); "
                        "run the same command again to run only those")
-
-
-EXECUTORS = ("serial", "pool", "ray")
-
-
-def make_executor(name: str | None = None, workers: int | None = None, threads: int = 1,
-                  address: str | None = None) -> Executor:
-    """The executor ``run --executor NAME [--workers N] [--address ADDR]`` asks for. Without a
-    name, ``--workers N`` chooses as before: a process pool for N > 1, else serial. ``pool``
-    without ``--workers`` takes one worker per core; ``ray`` (``executors_ray.py``; Ray itself
-    is imported only then) reads ``--workers`` as the tasks in flight and ``--address`` as the
-    cluster."""
-    if name is not None and name not in EXECUTORS:
-        raise UserError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    if address and name != "ray":
-        raise UserError("--address names a Ray cluster: add --executor ray")
-    from .executors_pool import ProcessPool  # it imports this module
-
-    if name == "ray":
-        from .executors_ray import RayExecutor
-        return RayExecutor(address, workers, threads)
-    if name == "pool":
-        return ProcessPool(workers or max(2, (os.cpu_count() or 1) // threads), threads)
-    if name == "serial" and (workers or 1) > 1:
-        raise UserError(f"--executor serial runs one job at a time; leave out --workers {workers} "
-                        "or use --executor pool")
-    if name is None and (workers or 1) > 1:
-        return ProcessPool(workers, threads)
-    return SerialExecutor()
-
-

@@ -5,7 +5,7 @@ Each run is written in one transaction when it completes (finished or failed), s
 killed mid-run leaves no partial record, and the run key is unique, so a rerun never
 duplicates a result: a write whose key is already stored is a no-op (the first complete
 result wins). Per-example values are stored as arrays (float64 / int64 bytes). The tables are
-in ``store_schema.py``.
+in ``schema.py``.
 
 Several processes may write at once (``run --workers N``, a cluster), each through its own
 connection. SQLite: the file is in WAL mode (readers never wait), a writer takes the write
@@ -31,8 +31,8 @@ from sqlalchemy import create_engine, delete, insert, inspect, select, text, upd
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from .errors import UserError
-from .store_schema import (ADDED_COLUMNS, curve, leases, metadata, metric_values, per_example,
+from ..errors import UserError
+from .schema import (ADDED_COLUMNS, curve, leases, metadata, metric_values, per_example,
                            runs, tuned)
 
 WRITE_ATTEMPTS = 8  # tries of a locked write, waiting 0.05, 0.1, 0.2 ... 2 s (+ jitter) between
@@ -114,7 +114,7 @@ class RunRecord:
     per_example: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # Learning curve: (optimizer step, {metric: value}), step 0 being the model before unlearning
     curve: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    # The job's settings beyond method, hyperparameters and seed (`runner.Job.settings`);
+    # The job's settings beyond method, hyperparameters and seed (`sweep.jobs.Job.settings`);
     # None: not stated (then stored as NULL, as in stores written before they were recorded)
     settings: dict | None = None
 
@@ -393,7 +393,7 @@ class Store:
         return row[0], np.frombuffer(row[1], np.int64), np.frombuffer(row[2], np.float64)
 
     # ------------------------------------------------------------------------ job leases
-    # The rows of ``leases``: which process is running which job. ``leases.py`` decides when
+    # The rows of ``leases``: which process is running which job. ``sweep/leases.py`` decides when
     # a lease may be taken; these only read and write it, each write one retried transaction.
 
     @staticmethod

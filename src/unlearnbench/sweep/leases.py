@@ -10,7 +10,7 @@ job stops without one (an exception, Ctrl-C). A lease is held by a live process,
 respected, unless its holder has stopped: its lease was not renewed in time (a crashed
 process or machine), or it ran on this host and its process is gone (then it is taken over
 at once). Taking a lease over is an update conditional on the row read, so one process wins
-there too. A process that finds a job held passes over it; ``runner.run_grid`` waits at the
+there too. A process that finds a job held passes over it; ``sweep.grid.run_grid`` waits at the
 end for the jobs passed over, until they are stored or their holder has stopped.
 
 Clocks: on PostgreSQL expiry is judged by the server's clock, so machines need not agree;
@@ -22,8 +22,8 @@ import socket
 import threading
 import time
 
-from .cache import process_alive
-from .store import Store
+from ..cache import process_alive
+from ..store import Store
 
 LEASE_SECONDS = 120.0  # a lease not renewed for this long is taken over (4 missed heartbeats)
 POLL_SECONDS = 2.0  # how often a process waiting for others' jobs looks at the store

@@ -29,13 +29,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .api import benchmark_params, check_supports, unlearn
-from .cache import ModelCache, content_key
-from .errors import Diverged, UserError
-from .registry import methods
-from .scenarios import _train_cached, build_scenario, get_spec
-from .specs import resolve_params
-from .stats.population import (
+from ..unlearning import benchmark_params, check_supports, unlearn
+from ..cache import ModelCache, content_key
+from ..errors import Diverged, UserError
+from ..registry import methods
+from ..scenarios import build_scenario, get_spec
+from ..unlearning import train_cached as train_cached
+from ..specs import resolve_params
+from ..stats.population import (
     challenge_score,
     example_epsilons,
     forget_quality,
@@ -46,7 +47,7 @@ from .stats.population import (
     summarise,
     ulira_accuracy,
 )
-from .store import RunRecord, Store
+from ..store import RunRecord, Store
 
 # With 32 models a side, `population -b digits-random10 -m finetune,ga` takes ~26 s from an
 # empty cache on 2 shared cores (31 references trained, 64 unlearning runs); the challenge's
@@ -110,7 +111,7 @@ def retrained_models(scenario, n_models: int):
     trained on its retain split with the next seeds (through the model cache)."""
     yield scenario.reference
     for seed in range(scenario.seed + 1, scenario.seed + n_models):
-        yield _train_cached(scenario.cache, scenario.task, scenario.spec, scenario.retain, seed,
+        yield train_cached(scenario.cache, scenario.task, scenario.spec, scenario.retain, seed,
                             "retrained")[0]
 
 
@@ -205,7 +206,7 @@ def run_population(benchmark: str, method_names: list[str], n_models: int, store
     rates and ε as its reference code does (records under their own name). Returns counts
     and the seconds spent obtaining the retrained population (training it, or loading it from
     the cache)."""
-    from .runner import environment
+    from ..sweep.jobs import environment
 
     spec = get_spec(benchmark)
     if spec.task != "classification":

@@ -3,7 +3,7 @@
 A run is one row of ``runs`` (unique ``key``) with its metric values, per-example values
 (int64 ids and float64 values as bytes) and learning-curve points in child tables deleted with
 it; ``tuned`` holds one tuning per (benchmark, method, objective); ``leases`` holds the jobs
-being run right now, one row per job, claimed by one process (``leases.py``). JSON is stored
+being run right now, one row per job, claimed by one process (``sweep/leases.py``). JSON is stored
 as text."""
 from __future__ import annotations
 

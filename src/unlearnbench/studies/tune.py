@@ -2,7 +2,7 @@
 validation forget request disjoint from the evaluation one, and the hyperparameters that do
 best on the declared objective are stored for ``unlearnbench run --tuned``.
 
-- **Validation request**: the benchmark variant ``NAME[validation=1]`` (``data/validation.py``
+- **Validation request**: the benchmark variant ``NAME[validation=1]`` (``requests/validation.py``
   for classification; the entities data set's ``validation`` option for language: the people
   just before the forget people). It is built with the tuning seed, so it is disjoint from
   the evaluation forget set of that seed, and cached and named like any benchmark.
@@ -19,11 +19,12 @@ best on the declared objective are stored for ``unlearnbench run --tuned``.
   guard ``eps``) stay, and fractions (``*_fraction``, ``sparsity``) go log-uniform over
   [d/10, min(10·d, 1)]. A field may declare its own range in its metadata,
   ``field(metadata={"search": (low, high)})``, choices (a list), or None (not searched).
-- **Objectives**: a registered metric with a ``goal`` (minimised if "lower", maximised if
-  "higher"); the default for classification is ``avg_gap``. ``forget_quality_at_utility``
-  (the default for language) maximises TOFU's forget quality subject to utility: a trial is
-  feasible when its ``model_utility`` is at least ``utility_fraction`` (default 0.9) times the
-  original model's on the validation request; a feasible trial scores its forget quality (in
+- **Objectives**: a registered metric by its ``goal`` (minimised if "lower", maximised if
+  "higher", its distance to the number minimised if a number, such as PrivLeak's 0; a goal of
+  "retrain" cannot be tuned for); the default for classification is ``avg_gap``.
+  ``forget_quality_at_utility`` (the default for language) maximises TOFU's forget quality
+  subject to utility: a trial is feasible when its ``model_utility`` is at least
+  ``utility_fraction`` (default 0.9) times the original model's on the validation request; a feasible trial scores its forget quality (in
   [0, 1]), an infeasible one ``utility / (utility_fraction · original utility) − 1`` (in
   [−1, 0)), so every feasible trial ranks above every infeasible one, and infeasible ones
   rank by how close they come to the utility bar.
@@ -41,16 +42,16 @@ from typing import Any, Callable
 
 import optuna
 
-from .api import benchmark_params, check_supports, unlearn
-from .cache import ModelCache
-from .data.validation import VALIDATION_KINDS
-from .errors import UserError
-from .metrics.evaluation import evaluate, metric_names_for
-from .registry import methods, metrics
-from .runner import DEFAULT_METHODS, scenario_cache
-from .scenarios import build_scenario, get_spec
-from .specs import resolve_params
-from .store import Store
+from ..unlearning import benchmark_params, check_supports, unlearn
+from ..cache import ModelCache
+from ..requests.validation import VALIDATION_KINDS
+from ..errors import UserError
+from ..metrics.evaluation import evaluate, metric_names_for
+from ..registry import methods, metrics
+from ..sweep.jobs import DEFAULT_METHODS, scenario_cache
+from ..scenarios import build_scenario, get_spec
+from ..specs import resolve_params
+from ..store import Store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per study otherwise
 
@@ -109,6 +110,7 @@ class Objective:
     metrics: tuple[str, ...]
     direction: str  # "minimize" or "maximize"
     utility_fraction: float | None = None
+    target: float | None = None  # a metric's goal that is a number: its distance is minimised
 
     def score(self, values: dict[str, float | None], original_utility: float | None) -> float:
         """The trial's value (see the module docstring for the constrained rule)."""
@@ -116,7 +118,8 @@ class Objective:
         if missing:
             raise UserError(f"objective {self.name}: {', '.join(missing)} gave no value")
         if self.name != CONSTRAINED:
-            return float(values[self.name])
+            value = float(values[self.name])
+            return value if self.target is None else abs(value - self.target)
         bar = self.utility_fraction * original_utility
         if values["model_utility"] >= bar:
             return float(values["forget_quality"])
@@ -134,12 +137,14 @@ def objective_for(name: str | None, task: str, utility_fraction: float = 0.9) ->
             raise UserError(f"--utility-fraction must lie in (0, 1], got {utility_fraction}")
         return Objective(name, ("forget_quality", "model_utility"), "maximize", utility_fraction)
     entry = metrics.get(name)
-    goal = entry.attributes.get("goal")
-    if goal not in ("lower", "higher") or task not in entry.attributes.get("tasks", ()):
-        raise UserError(f"metric {name!r} cannot be a {task} objective (it needs a goal, lower "
-                        f"or higher, and the {task} task); the default is "
+    goal = entry.attributes["goal"]
+    if goal == "retrain" or task not in entry.attributes["tasks"]:
+        raise UserError(f"metric {name!r} cannot be a {task} objective (it needs a goal of "
+                        f"lower, higher or a number, and the {task} task); the default is "
                         f"{DEFAULT_OBJECTIVES[task]}")
-    return Objective(name, (name,), "minimize" if goal == "lower" else "maximize")
+    if goal in ("lower", "higher"):
+        return Objective(name, (name,), "minimize" if goal == "lower" else "maximize")
+    return Objective(name, (name,), "minimize", target=goal)
 
 
 def validation_name(benchmark: str) -> str:

@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 
 from ..errors import UserError
 from ..specs import FORGET_KINDS, ForgetSpec
-from . import Split
+from ..data import Split
 
 
 def select_forget(spec: ForgetSpec, train: Split, num_classes: int, seed: int,

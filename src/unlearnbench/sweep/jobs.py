@@ -13,18 +13,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from . import __version__
-from .api import benchmark_params, check_supports, missing_data_message, unlearn
-from .cache import ModelCache, content_key
-from .errors import Diverged, UserError
-from .metrics.evaluation import evaluate, metric_names_for
-from .metrics.inference import InferenceCache
-from .registry import methods, metrics
-from .scenarios import get_spec
-from .specs import coerce, resolve_params
-from .store import RunRecord, Store
+from ..version import __version__
+from ..unlearning import benchmark_params, check_supports, missing_data_message, unlearn
+from ..cache import ModelCache, content_key
+from ..errors import Diverged, UserError
+from ..metrics.evaluation import evaluate, metric_names_for
+from ..metrics.inference import InferenceCache
+from ..registry import methods, metrics
+from ..scenarios import get_spec
+from ..specs import coerce, resolve_params
+from ..store import RunRecord
 
 
 # The methods a run without --methods compares: the no-op and the exact baseline beside the
@@ -119,11 +118,11 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
 
 
 def expand_metric_names(names: list[str]) -> list[str]:
-    """Metric names and group names (``tofu``, ``mia``, ``muse``...: every metric registered
-    with that ``group``), in order, each once. An unknown name raises with suggestions."""
+    """Metric names and suite names (``tofu``, ``mia``, ``muse``...: every metric registered
+    with that ``suite``), in order, each once. An unknown name raises with suggestions."""
     out = []
     for name in names:
-        group = [e.name for e in metrics.entries() if e.attributes.get("group") == name]
+        group = [e.name for e in metrics.entries() if e.attributes.get("suite") == name]
         if name not in metrics and group:
             out += group
         else:
@@ -157,7 +156,7 @@ def forget_batch_size(params: dict) -> int | None:
 
 
 def curve_observer(job: Job, scenario, points: list[tuple[int, dict]]):
-    """The learning-curve observer of ``job`` (see ``api.unlearn``) and its step interval: it
+    """The learning-curve observer of ``job`` (see ``unlearning.unlearn``) and its step interval: it
     appends (step, {metric: value}) to ``points``. An epoch is one pass over the forget set at
     the method's (forget) batch size; a method without a batch size (no training loop) gets
     its first and last points only."""
@@ -233,53 +232,6 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
         record.curve.append((timings["steps"], {n: v for n, v in record.metrics.items()
                                                 if v is not None}))
     return record, model
-
-
-def run_grid(jobs: list[Job], store: Store, cache: ModelCache | None = None,
-             device: str = "cpu", on_done: Callable[[Job, RunRecord], None] | None = None,
-             workers: int = 1, threads: int = 1, executor=None,
-             on_wait: Callable[[list[Job]], None] | None = None) -> dict[str, int]:
-    """Run every job not yet in the store, writing each record as it completes: in this
-    process (``workers=1``), in a pool of ``workers`` spawned processes with ``threads`` torch
-    threads each, or with any ``executor`` (see ``executors.py``).
-
-    Other processes may run the same grid on the same store at once: each job is leased to
-    the process that runs it (``leases.py``), and a job another process holds is passed over.
-    Once the rest is done, this process waits for those (``on_wait`` is told which) until
-    they are stored, and runs those whose holder stopped without storing them; so every
-    process returns when the whole grid is stored, each job run once. Returns the jobs
-    finished and failed here, and "skipped": those stored before or by other processes."""
-    from .executors import SerialExecutor, Sweep, make_units
-    from .executors_pool import ProcessPool
-    from .leases import wait_for_others
-
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    cache = cache or ModelCache()
-    done = store.done_keys()
-    pending = [job for job in jobs if job.key not in done]
-    versions, commit = environment()
-    if executor is None:
-        executor = SerialExecutor() if workers == 1 else ProcessPool(workers, threads)
-    ran: set[str] = set()
-
-    def report(job: Job, record: RunRecord) -> None:
-        ran.add(job.key)
-        if on_done:
-            on_done(job, record)
-    counts = {"finished": 0, "failed": 0}
-    units = make_units(jobs, pending)
-    while units:
-        sweep = Sweep(units, store, cache, device, versions, commit)
-        for status, n in executor.run(sweep, report).items():
-            counts[status] += n
-        stored = store.done_keys()
-        held = [job for unit in sweep.held for job in unit.jobs if job.key not in stored]
-        if held and on_wait:
-            on_wait(held)
-        left = wait_for_others(store, {job.key for job in held}) if held else set()
-        units = make_units(jobs, [job for job in jobs if job.key in left])
-    return {"skipped": sum(job.key not in ran for job in jobs), **counts}
 
 
 def scenario_cache(scenario, models: ModelCache | None) -> InferenceCache:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from . import Split
+from ..data import Split
 
 
 def add_trigger(inputs: torch.Tensor, size: int = 2) -> torch.Tensor:

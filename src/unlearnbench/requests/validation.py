@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..specs import ForgetSpec
-from . import Split
+from ..data import Split
 from .forget import select_forget
 
 # Entropy appended to the seed for the random validation draw: a stream of its own, unlike

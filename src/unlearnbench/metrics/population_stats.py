@@ -1,0 +1,30 @@
+"""The population statistics that `unlearnbench population` records (``studies/population.py``;
+formulas in ``stats/population.py``), registered for how tables title, show and rank them.
+Each comes from N unlearned and N retrained models, never from one model, so it applies to
+no task that `evaluate` scores (``tasks=("population",)``)."""
+from ..registry import metrics
+from ..stats import population as stats
+
+POPULATION = ("population",)
+
+metrics.register("challenge_score", tasks=POPULATION, goal="higher", unit="fraction",
+                 title="Challenge score", group="overall", column=20, headline=True,
+                 description="NeurIPS 2023 challenge score: forget quality F x the RA and TA "
+                             "ratios to the retrained models.")(stats.challenge_score)
+metrics.register("challenge_forget_quality", tasks=POPULATION, goal="higher", unit="fraction",
+                 title="Challenge F", group="forget", column=21,
+                 description="NeurIPS 2023 challenge forget quality F: mean points of the "
+                             "per-example epsilon buckets (1 = indistinguishable)."
+                 )(stats.forget_quality)
+metrics.register("ulira_forget", tasks=POPULATION, goal=0.5, unit="fraction",
+                 title="U-LiRA forget", group="privacy", column=22, headline=True,
+                 description="U-LiRA-style attack accuracy on forget, unlearned vs retrained "
+                             "models (0.5 = indistinguishable).")(stats.ulira_accuracy)
+metrics.register("klom_forget_mean", tasks=POPULATION, goal="lower", unit="nats",
+                 title="KLoM forget", group="forget", column=23, headline=True,
+                 description="KLoM on forget: mean over examples of the binned KL divergence "
+                             "of unlearned from retrained margins.")(stats.klom)
+metrics.register("klom_forget_p99", tasks=POPULATION, goal="lower", unit="nats",
+                 title="KLoM f p99", group="forget", column=24,
+                 description="KLoM on forget: 99th percentile over examples of the binned KL "
+                             "divergence.")(stats.klom)

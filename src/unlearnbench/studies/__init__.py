@@ -1,0 +1,1 @@
+"""Studies built from many runs: hyperparameter tuning, population scores."""

@@ -1,0 +1,1 @@
+"""Sweeps: plan a grid of jobs, run them on an executor, lease them."""

@@ -1,0 +1,154 @@
+"""One unlearning run: the scenario it runs on (the splits, the original and the retrained
+reference, trained and cached by ``train_cached``) and ``unlearn``, which runs a registered
+method on it with its resolved hyperparameters, inside its step budget, timed.
+
+Scenarios are built by ``scenarios.build_scenario``; the public facade is ``api.py``."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from .cache import ModelCache, content_key
+from .data import Split
+from .errors import Diverged, UserError
+from .methods.base import UnlearnContext
+from .registry import methods
+from .specs import BenchmarkSpec, resolve_params
+from .tasks.classification import ClassificationTask
+from .train import StepBudget, precision, synchronize, weights_finite
+
+# The data a method may declare in ``needs`` (see ``Scenario.available_data``).
+DATA_KINDS = ("forget", "retain", "refusals")
+
+
+@dataclass
+class Scenario:
+    spec: BenchmarkSpec
+    seed: int
+    task: ClassificationTask
+    splits: dict[str, Split]
+    original: nn.Module
+    reference: nn.Module
+    original_meta: dict = field(default_factory=dict)
+    reference_meta: dict = field(default_factory=dict)
+    # Sequential requests: which request this stage is (1-based) and the examples it newly
+    # asks to forget; ``forget`` then holds every example requested so far.
+    request: int | None = None
+    newly_forgotten: Split | None = None
+    # Where the scenario's models are cached; methods with cached artefacts of their own
+    # (SISA's shard checkpoints) use it too.
+    cache: ModelCache | None = None
+
+    @property
+    def forget(self) -> Split:
+        return self.splits["forget"]
+
+    @property
+    def retain(self) -> Split:
+        return self.splits["retain"]
+
+    def available_data(self) -> set[str]:
+        """What an unlearning method may read here, in the vocabulary of a method's ``needs``:
+        the forget set, the retain set (unless withheld), the data set's refusal strings."""
+        refusals = getattr(getattr(self.task, "data", None), "refusals", ())
+        return ({"forget"} | ({"retain"} if self.spec.retain_available else set())
+                | ({"refusals"} if refusals else set()))
+
+    @property
+    def retrain_seconds(self) -> float:
+        return float(self.reference_meta["train_seconds"])
+
+
+def train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpec,
+                  train_split: Split, seed: int, role: str) -> tuple[nn.Module, dict]:
+    """The model ``task`` trains on ``train_split`` with the spec's recipe and ``seed``, from
+    the model cache when it holds one trained so (keyed by data, model, recipe, seed, device
+    and training ids), with the metadata of its training (``role`` names what it is for)."""
+    # The device is part of the key: a model trained on a GPU is not the CPU's bit for bit
+    # (Amnesiac's replay needs that), and its training time is another device's.
+    key = content_key({"data": task.fingerprint(), "model": spec.model,
+                       "recipe": spec.recipe, "seed": seed, "device": task.device.type,
+                       "train_ids": np.asarray(train_split.ids)})
+
+    def train(model):
+        wall, cpu = time.perf_counter(), time.process_time()
+        task.fit(model, train_split, spec.recipe, seed)
+        synchronize(task.device)
+        return {"role": role, "benchmark": spec.name, "seed": seed, "examples": len(train_split),
+                "train_seconds": time.perf_counter() - wall,
+                "train_cpu_seconds": time.process_time() - cpu}
+
+    return cache.get_or_train(key, lambda: task.fresh_model(seed), train)
+
+
+def check_supports(method: str, scenario: Scenario) -> None:
+    """Refuse a method whose task or data (its ``needs``) the scenario does not have."""
+    entry = methods.get(method)
+    tasks = entry.attributes.get("tasks", ())
+    if scenario.task.name not in tasks:
+        raise UserError(f"method {method!r} does not support {scenario.task.name} tasks "
+                        f"(it supports: {', '.join(tasks)})")
+    missing = sorted(set(entry.attributes.get("needs", ())) - scenario.available_data())
+    if missing:
+        raise UserError(missing_data_message(method, missing, scenario.spec))
+
+
+def missing_data_message(method: str, missing: list[str], spec) -> str:
+    able = [e.name for e in methods.entries() if spec.task in e.attributes.get("tasks", ())
+            and not set(e.attributes.get("needs", ())) & set(missing)]
+    return (f"method {method!r} needs {' and '.join(missing)} data, which benchmark "
+            f"{spec.name!r} does not give methods; choose one that does without it: "
+            f"{', '.join(able)}")
+
+
+def benchmark_params(spec, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The benchmark's tuned hyperparameters for ``method``, overridden by ``params``."""
+    return {**spec.method_params.get(method, {}), **(params or {})}
+
+
+def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = None,
+            seed: int | None = None, max_steps: int | None = None,
+            start: nn.Module | None = None, observer=None, every: int | None = 1
+            ) -> tuple[nn.Module, dict[str, float]]:
+    """Run ``method`` on the scenario's original model with its hyperparameters: the method's
+    defaults, then the benchmark's tuned values, then ``params``. Returns the unlearned model and the
+    timings of the unlearning step alone. Raises ``Diverged`` if its weights end non-finite.
+
+    For a stage of sequential requests, ``start`` is the model the previous request left and
+    the method is asked to forget only the stage's new request.
+
+    ``observer(model, step)`` is called every ``every`` optimizer steps with the model being
+    unlearned (learning curves, see ``sweep.jobs.curve_observer``); its time is not counted."""
+    entry = methods.get(method)
+    check_supports(method, scenario)
+    resolved = resolve_params(entry.params, benchmark_params(scenario.spec, method, params), method)
+    forget = scenario.newly_forgotten if scenario.newly_forgotten is not None else scenario.forget
+    retain = (scenario.retain if scenario.spec.retain_available
+              else scenario.retain.subset(np.arange(0), "retain"))  # withheld: nothing to read
+    ctx = UnlearnContext(scenario.task, start if start is not None else scenario.original,
+                         forget, retain,
+                         scenario.spec.recipe, scenario.seed if seed is None else seed,
+                         StepBudget(max_steps, observer, every), scenario.cache)
+    prepare = entry.attributes.get("prepare")
+    if prepare is not None:
+        # One-off work that belongs to original training (SISA's shard checkpoints): cached
+        # by the method, outside the timing and the step budget.
+        prepare(ctx, resolved)
+    wall, cpu = time.perf_counter(), time.process_time()
+    with precision(ctx.recipe.precision):
+        model = entry.obj(ctx, resolved)
+    synchronize(scenario.task.device)
+    if scenario.spec.recipe.lora_rank:
+        from .models.pretrained import merge_lora
+        model = merge_lora(model)
+    budget = ctx.budget
+    timings = {"unlearn_seconds": time.perf_counter() - wall - budget.observer_seconds,
+               "unlearn_cpu_seconds": time.process_time() - cpu - budget.observer_cpu_seconds,
+               "steps": budget.used}
+    if not weights_finite(model):
+        raise Diverged("weights became NaN or infinite")
+    return model.eval(), timings
