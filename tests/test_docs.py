@@ -56,6 +56,28 @@ def test_docs_mentioned_in_the_code_exist():
     assert not missing
 
 
+# A path into this repository as the docs write it: under one of its folders or the package's.
+PACKAGE = ROOT / "src" / "unlearnbench"
+OWN_FOLDERS = sorted({p.name for p in ROOT.iterdir() if p.is_dir()}
+                     | {p.name for p in PACKAGE.iterdir() if p.is_dir()} - {"__pycache__"})
+OWN_PATH = re.compile(r"(?<![\w/.-])((?:" + "|".join(map(re.escape, OWN_FOLDERS))
+                      + r")/(?:[\w-]+/)*[\w-]+\.py)\b")
+MODULE = re.compile(r"(?<![\w/.-])([\w-]+\.py)\b")
+FILES = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py") if ".venv" not in p.parts}
+
+
+def exists(name: str) -> bool:
+    return any(f == name or f.endswith("/" + name) for f in FILES)
+
+
+def test_paths_of_this_repository_named_in_the_docs_exist():
+    # the architecture map names modules by their bare file names too, all of them its own
+    named = [(rel(doc), name) for doc in DOCS for name in OWN_PATH.findall(doc.read_text())]
+    architecture = ROOT / "docs" / "architecture.md"
+    named += [(rel(architecture), name) for name in MODULE.findall(architecture.read_text())]
+    assert [f"{doc}: {name}" for doc, name in named if not exists(name)] == []
+
+
 def test_nothing_points_outside_the_repository():
     # This file spells the forbidden strings out in its pattern, so it is the one left out.
     files = [p for p in [*DOCS, *SOURCES] if p != Path(__file__).resolve()]

@@ -19,7 +19,8 @@ from unlearnbench.errors import UserError
 from unlearnbench.methods.idk import dpo_loss, refusal_split
 from unlearnbench.methods.lm_objectives import sequence_log_prob, token_nll_and_prob
 from unlearnbench.methods.npo import npo_loss, simnpo_loss
-from unlearnbench.methods.rmu import decoder_layers, pick_layer
+from unlearnbench.methods._shared import decoder_layers
+from unlearnbench.methods.rmu import pick_layer
 from unlearnbench.methods.undial import adjusted_targets
 from unlearnbench.methods.wga import weighted_ascent_loss
 

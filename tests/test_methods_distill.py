@@ -13,10 +13,10 @@ from torch import nn
 import unlearnbench
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import UserError
-from unlearnbench.methods.bad_teacher import incompetent_teacher, mixed_batches, retain_subset
+from unlearnbench.methods._shared import distill_kl, frozen_teacher, retain_subset
+from unlearnbench.methods.bad_teacher import incompetent_teacher, mixed_batches
 from unlearnbench.methods.base import UnlearnContext
 from unlearnbench.methods.boundary import narrow_linear, nearest_wrong_labels, widen_linear
-from unlearnbench.methods.scrub import distill_kl, frozen_teacher
 from unlearnbench.methods.unsir import error_maximising_noise
 from unlearnbench.train import StepBudget
 

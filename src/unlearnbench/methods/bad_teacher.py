@@ -6,15 +6,13 @@ import math
 from dataclasses import dataclass
 from itertools import zip_longest
 
-import numpy as np
-import torch
 from torch import nn
 
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import distill_kl, frozen_teacher, retain_subset, teacher_logits
 from .base import UnlearnContext
-from .scrub import distill_kl, frozen_teacher, teacher_logits
 
 
 @dataclass
@@ -34,16 +32,6 @@ def incompetent_teacher(ctx: UnlearnContext) -> nn.Module:
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher
-
-
-def retain_subset(split, fraction: float, seed: int):
-    """A seeded random ``fraction`` of ``split`` (at least one example when it is not empty)."""
-    if not 0 < fraction <= 1:
-        raise ValueError("retain_fraction must be in (0, 1]")
-    count = max(1, int(round(fraction * len(split)))) if len(split) else 0
-    generator = torch.Generator().manual_seed(seed)
-    positions = torch.randperm(len(split), generator=generator)[:count].numpy()
-    return split.subset(np.sort(positions))
 
 
 def mixed_batches(task, forget, retain, batch_size: int, epochs: int, seed: int):

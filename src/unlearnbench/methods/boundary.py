@@ -15,9 +15,9 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import frozen_teacher
 from .base import UnlearnContext
 from ..models.inspect import last_layers
-from .scrub import frozen_teacher
 
 
 @dataclass

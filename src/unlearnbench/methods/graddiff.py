@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from ..params import OPTIMIZERS, param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import endless_batches
 from .base import UnlearnContext
-from .neggrad_plus import endless_batches
 
 
 @dataclass

@@ -15,9 +15,9 @@ from torch import nn
 
 from ..errors import UserError
 from ..train import make_optimizer, optimise
+from ._shared import distill_kl, endless_batches, frozen_teacher, teacher_logits
 from .base import UnlearnContext
-from .neggrad_plus import endless_batches
-from .scrub import distill_kl, frozen_teacher, teacher_logits
+
 
 RETAIN_TERMS = ("none", "nll", "kl")
 

@@ -7,6 +7,7 @@ from typing import Iterator
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import endless_batches
 from .base import UnlearnContext
 
 
@@ -18,20 +19,6 @@ class NegGradPlusParams:
     momentum: float = param(0.9, ge=0, lt=1)
     # The retain term's weight; the forget term's is 1 - beta (beta = 1: fine-tuning).
     beta: float = param(0.99, ge=0, le=1, search=(0.9, 0.999))
-
-
-def endless_batches(task, split, batch_size: int, seed: int) -> Iterator:
-    """``split``'s batches, endlessly: each pass reshuffled with its own seed (``seed`` and
-    the pass number). Empty if the split is empty."""
-    cycle = 0
-    while True:
-        seen = False
-        for batch in task.batches(split, batch_size, True, seed + cycle):
-            seen = True
-            yield batch
-        if not seen:
-            return
-        cycle += 1
 
 
 def forget_cycle(ctx: UnlearnContext, batch_size: int) -> Iterator:

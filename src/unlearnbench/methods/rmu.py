@@ -12,18 +12,9 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import decoder_layers
 from .base import UnlearnContext
 from .lm_objectives import reference, retain_stream
-
-
-def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The model's list of transformer blocks and its qualified name (Llama-style ``layers``,
-    GPT-2's ``h``), through a LoRA wrapper too."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layers", "h"):
-            return name, module
-    raise UserError("RMU needs a transformer with a list of decoder blocks (model.layers or "
-                    "transformer.h); this model has none")
 
 
 def pick_layer(n_layers: int, layer: int | None) -> int:

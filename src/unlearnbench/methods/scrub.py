@@ -2,49 +2,15 @@
 max-steps on the forget set and min-steps on the retain set."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import distill_kl, frozen_teacher, teacher_logits
 from .base import UnlearnContext
-
-
-def frozen_teacher(ctx: UnlearnContext) -> nn.Module:
-    """The original model as a read-only teacher.
-
-    Used in place (no copy) when it is in eval mode, which is how scenarios hand it over; its
-    logits are only ever taken under ``torch.no_grad`` and it is never stepped, so it cannot
-    change. If a caller passes an original in training mode, one frozen eval-mode copy is made
-    instead of flipping the caller's module to eval."""
-    if not ctx.original.training:
-        return ctx.original
-    teacher = copy.deepcopy(ctx.original).eval()
-    for parameter in teacher.parameters():
-        parameter.requires_grad_(False)
-    return teacher
-
-
-def teacher_logits(task, teacher: nn.Module, batch) -> torch.Tensor:
-    with torch.no_grad():
-        return task.logits(teacher, batch)
-
-
-def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-               temperature: float = 1.0) -> torch.Tensor:
-    """KL(teacher ‖ student) of the temperature-``T`` softmaxes over the last dimension, times
-    T² (Hinton's scaling, as SCRUB's DistillKL), one value per position of the leading dims
-    (per example for classification, per token for language). Task-agnostic."""
-    t = float(temperature)
-    log_p_student = F.log_softmax(student_logits.float() / t, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits.float() / t, dim=-1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)
-    return kl * (t * t)
 
 
 @dataclass

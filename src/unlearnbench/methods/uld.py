@@ -21,9 +21,10 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
+from ._shared import decoder_layers
 from .base import UnlearnContext
 from .lm_objectives import retain_stream
-from .rmu import decoder_layers
+
 
 # -- the combination ----------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from ..params import param
 from ..registry import methods
+from ._shared import teacher_logits
 from .base import UnlearnContext
 from .lm_objectives import forget_then_retain, reference
-from .scrub import teacher_logits
 
 
 def adjusted_targets(logits: torch.Tensor, tokens: torch.Tensor, beta: float) -> torch.Tensor:

@@ -13,7 +13,8 @@ from ..data import Split
 from ..params import OPTIMIZERS, param
 from ..registry import methods
 from ..train import StepBudget, make_optimizer, optimise
-from .bad_teacher import retain_subset
+
+from ._shared import retain_subset
 from .base import UnlearnContext
 
 

@@ -32,7 +32,8 @@ from ..store import RunRecord
 # the methods: the distance training noise alone gives.
 DEFAULT_METHODS = {"classification": ("original", "retrain", "finetune", "ga", "rl"),
                    "language": ("original", "retrain_independent", "ga", "graddiff", "npo",
-                                "simnpo")}
+                                "simnpo"),
+                   "generation": ("original", "retrain", "ga", "esd")}
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def scenario_cache(scenario, models: ModelCache | None) -> InferenceCache:
     return shared
 
 
-def _run_sequences(pending, stages, jobs, store, done, versions, commit, on_done,
+def run_sequences(pending, stages, jobs, store, done, versions, commit, on_done,
                    caches: dict | None = None):
     """Sequential requests: each (method, hyperparameters) chain starts from the original and
     feeds each request's model to the next. Stages already stored are recomputed (the chain

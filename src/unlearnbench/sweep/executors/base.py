@@ -11,10 +11,10 @@ from typing import Protocol
 
 from ...cache import ModelCache
 from ...errors import UserError
-from ..leases import Leases
-from ..jobs import Job, _run_sequences, run_job, scenario_cache
 from ...scenarios import build_scenario, get_spec
 from ...store import RunRecord, Store
+from ..jobs import Job, run_job, run_sequences, scenario_cache
+from ..leases import Leases
 
 OnDone = Callable[[Job, RunRecord], None]
 Group = tuple[str, int]  # (benchmark as given, seed): the jobs that share one scenario
@@ -130,7 +130,7 @@ class UnitRunner:
         scenario = self.scenario(unit.group)
         if isinstance(scenario, list):
             stored = {j.key for j in unit.chain} - {j.key for j in jobs}
-            _run_sequences(jobs, scenario, list(unit.chain), self.store, stored,
+            run_sequences(jobs, scenario, list(unit.chain), self.store, stored,
                            self.versions, self.commit, done, self._stage_caches)
             return
         if self._shared is None:
@@ -188,6 +188,47 @@ class Schedule:
 def describe(job: Job) -> str:
     request = f" request={job.request}" if job.request else ""
     return f"{job.benchmark} {job.method} seed={job.seed}{request}"
+
+
+class Tally:
+    """What a parallel executor (pool, Ray) keeps while units run elsewhere: the sweep's jobs,
+    those reported (stored, or held by another process, which ``run_grid`` then waits for),
+    the counts, and what was lost. ``result`` returns the counts, or raises the one-line
+    ``WorkersLost`` when some jobs were neither reported nor stored."""
+
+    def __init__(self, sweep: Sweep, schedule: Schedule, on_done: OnDone | None):
+        self.sweep, self.schedule, self.on_done = sweep, schedule, on_done
+        self.jobs = {job.key: job for unit in sweep.units for job in unit.jobs}
+        self.reported: set[str] = set()
+        self.counts = {"finished": 0, "failed": 0}
+        self.losses: list[str] = []
+
+    def done(self, key: str, record: RunRecord) -> None:
+        self.reported.add(key)
+        self.counts[record.status] += 1
+        if self.on_done:
+            self.on_done(self.jobs[key], record)
+
+    def held(self, unit: Unit) -> None:
+        self.sweep.held.append(unit)
+        self.reported.update(job.key for job in unit.jobs)
+
+    def unreported(self, unit: Unit) -> list[Job]:
+        return [job for job in unit.jobs if job.key not in self.reported]
+
+    def lost(self, cause: str, unit: Unit | None = None) -> None:
+        """A worker is gone (with ``unit`` when it had one): a scenario it had not finished
+        building may be built by another."""
+        if unit is not None and unit.group not in self.schedule.built:
+            self.schedule.started.discard(unit.group)
+        self.losses.append(cause)
+
+    def result(self, default_cause: str) -> dict[str, int]:
+        error = lost_jobs_error(self.jobs, self.reported, self.sweep.store, self.losses,
+                                default_cause)
+        if error:
+            raise error
+        return self.counts
 
 
 def lost_jobs_error(jobs: dict[str, Job], reported: set[str], store: Store, causes: list[str],

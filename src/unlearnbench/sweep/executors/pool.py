@@ -34,19 +34,19 @@ from pathlib import Path
 
 from ...cache import ModelCache
 from ...errors import UserError
+from ...plugins import load_files, loaded_files
+from ...store import Store
 from .base import (
     Group,
     OnDone,
     Schedule,
     Sweep,
+    Tally,
     Unit,
     UnitRunner,
     WorkerConfig,
     describe,
-    lost_jobs_error,
 )
-from ...plugins import load_files, loaded_files
-from ...store import Store
 
 
 def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
@@ -148,13 +148,10 @@ class ProcessPool:
         self.workers, self.threads = workers, threads
 
     def run(self, sweep: Sweep, on_done: OnDone | None = None) -> dict[str, int]:
-        counts = {"finished": 0, "failed": 0}
         if not sweep.units:
-            return counts
-        jobs = {job.key: job for unit in sweep.units for job in unit.jobs}
-        reported: set[str] = set()
-        deaths: list[str] = []
+            return {"finished": 0, "failed": 0}
         schedule = Schedule(sweep.units)
+        tally = Tally(sweep, schedule, on_done)
         config = WorkerConfig(sweep.store.location, sweep.store.command,
                                str(Path(sweep.cache.root).resolve()), sweep.device,
                                sweep.versions, sweep.commit, self.threads)
@@ -173,51 +170,46 @@ class ProcessPool:
                             break
                         if not worker.give(unit):  # dead: the unit goes back, untouched
                             schedule.queues[unit.group].appendleft(unit)
-                            deaths.append(f"worker process {worker.process.pid} died "
-                                          f"({worker.how_it_ended()}) while idle")
+                            tally.lost(f"worker process {worker.process.pid} died "
+                                       f"({worker.how_it_ended()}) while idle")
                 live = [w for w in workers if w.alive]
                 if not any(w.unit for w in live):
                     break
                 ready = set(wait([w.conn for w in live] + [w.process.sentinel for w in live]))
                 for worker in live:
-                    if worker.conn not in ready and worker.process.sentinel not in ready:
-                        continue
-                    for message in worker.messages():
-                        if message[0] == "done":
-                            _, key, record = message
-                            reported.add(key)
-                            counts[record.status] += 1
-                            if on_done:
-                                on_done(jobs[key], record)
-                        elif message[0] == "built":
-                            schedule.built.add(message[1])
-                        elif message[0] == "held":  # run_grid waits for it: not lost
-                            sweep.held.append(worker.unit)
-                            reported.update(job.key for job in worker.unit.jobs)
-                        elif message[0] == "idle":
-                            worker.last_group, worker.unit = worker.unit.group, None
-                        elif message[0] == "error":
-                            raise _unpickle_error(message[1], message[2])
-                    if not worker.alive or not worker.process.is_alive():
-                        worker.alive = False
-                        how = worker.how_it_ended()
-                        if worker.unit is not None:
-                            lost = [j for j in worker.unit.jobs if j.key not in reported]
-                            what = f"while running {describe(lost[0])}" if lost else "between jobs"
-                            if worker.unit.group not in schedule.built:
-                                schedule.started.discard(worker.unit.group)  # others may build it
-                            worker.unit = None
-                        else:
-                            what = "while idle"
-                        deaths.append(f"worker process {worker.process.pid} died ({how}) {what}")
+                    if worker.conn in ready or worker.process.sentinel in ready:
+                        _read_messages(worker, schedule, tally)
             finished_cleanly = True
         finally:
             _shut_down(workers, finished_cleanly)
-        error = lost_jobs_error(jobs, reported, sweep.store, deaths,
-                                "the worker processes stopped")
-        if error:
-            raise error
-        return counts
+        return tally.result("the worker processes stopped")
+
+
+def _read_messages(worker: _Worker, schedule: Schedule, tally: Tally) -> None:
+    """Act on what ``worker`` has sent; notice if it died (its unit's jobs not reported are
+    lost)."""
+    for message in worker.messages():
+        if message[0] == "done":
+            tally.done(message[1], message[2])
+        elif message[0] == "built":
+            schedule.built.add(message[1])
+        elif message[0] == "held":  # run_grid waits for it: not lost
+            tally.held(worker.unit)
+        elif message[0] == "idle":
+            worker.last_group, worker.unit = worker.unit.group, None
+        elif message[0] == "error":
+            raise _unpickle_error(message[1], message[2])
+    if worker.alive and worker.process.is_alive():
+        return
+    worker.alive = False
+    how = f"worker process {worker.process.pid} died ({worker.how_it_ended()})"
+    if worker.unit is None:
+        tally.lost(f"{how} while idle")
+        return
+    lost = tally.unreported(worker.unit)
+    tally.lost(f"{how} {f'while running {describe(lost[0])}' if lost else 'between jobs'}",
+               worker.unit)
+    worker.unit = None
 
 
 @contextmanager

@@ -43,18 +43,18 @@ from pathlib import Path
 
 from ...cache import ModelCache, default_cache_dir
 from ...errors import UserError
-from .base import (
-    OnDone,
-    Sweep,
-    Unit,
-    UnitRunner,
-    Schedule,
-    WorkerConfig,
-    describe,
-    lost_jobs_error,
-)
 from ...plugins import load_files, loaded_files
 from ...store import RunRecord, Store
+from .base import (
+    OnDone,
+    Schedule,
+    Sweep,
+    Tally,
+    Unit,
+    UnitRunner,
+    WorkerConfig,
+    describe,
+)
 
 INSTALL = "pip install 'unlearnbench[ray]'"
 
@@ -84,9 +84,8 @@ class RayExecutor:
         self.address, self.workers, self.threads = address, workers, threads
 
     def run(self, sweep: Sweep, on_done: OnDone | None = None) -> dict[str, int]:
-        counts = {"finished": 0, "failed": 0}
         if not sweep.units:
-            return counts
+            return {"finished": 0, "failed": 0}
         ray = import_ray()
         started_here = self._connect(ray)
         in_flight: dict = {}  # task reference -> unit
@@ -102,10 +101,8 @@ class RayExecutor:
                                    sweep.commit, self.threads)
             data_root = str(default_cache_dir().resolve())
             plugins = loaded_files()
-            jobs = {job.key: job for unit in sweep.units for job in unit.jobs}
-            reported: set[str] = set()
-            losses: list[str] = []
             schedule = Schedule(sweep.units)
+            tally = Tally(sweep, schedule, on_done)
 
             def submit(last):
                 while len(in_flight) < slots:
@@ -124,22 +121,16 @@ class RayExecutor:
                 except ray.exceptions.RayTaskError as exc:  # our code raised: stop, as serially
                     raise _cause(exc) from None
                 except ray.exceptions.RayError as exc:  # the worker or node is gone
-                    losses.append(f"the Ray task running {describe(unit.jobs[0])} was lost "
-                                  f"({type(exc).__name__}: {_first_line(exc)})")
-                    if unit.group not in schedule.built:
-                        schedule.started.discard(unit.group)  # another task may build it
+                    tally.lost(f"the Ray task running {describe(unit.jobs[0])} was lost "
+                               f"({type(exc).__name__}: {_first_line(exc)})", unit)
                     submit(None)
                     continue
                 if ran:
                     schedule.built.add(unit.group)
                 else:  # another process holds one of its jobs: run_grid waits for it
-                    sweep.held.append(unit)
-                    reported.update(job.key for job in unit.jobs)
+                    tally.held(unit)
                 for key, record in results:
-                    reported.add(key)
-                    counts[record.status] += 1
-                    if on_done:
-                        on_done(jobs[key], record)
+                    tally.done(key, record)
                 submit(unit.group)
             cleanly = True
         finally:
@@ -149,10 +140,7 @@ class RayExecutor:
                         ray.cancel(ref, force=True)
             if started_here:
                 ray.shutdown()
-        error = lost_jobs_error(jobs, reported, sweep.store, losses, "Ray tasks were lost")
-        if error:
-            raise error
-        return counts
+        return tally.result("Ray tasks were lost")
 
     def _connect(self, ray) -> bool:
         """Connect to the cluster, or start a local instance; True when this call started or
