@@ -11,17 +11,23 @@ uint8 images (N, 28, 28), y, and a split column (train / test). Then, with the C
 2. the same methods through the built-in ``fashion-random10`` (CNN, its 5-epoch recipe and
    tuned method settings) on the same subsample: the four idx files of the exported rows in
    a directory given as the loader's ``root=``;
-3. ``unlearnbench show``;
-4. ``unlearnbench unlearn --method auto`` on a small MLP of the user's own (net.py, trained
+3. the generic route again with the built-in's model and recipe as variant keys and its method
+   settings as ``--set`` values, to isolate the path itself from those choices;
+4. ``unlearnbench show``, and per method the largest difference over seeds between runs 2
+   and 3 of each headline metric (their recorded hyperparameters must be equal);
+5. ``unlearnbench unlearn --method auto`` on a small MLP of the user's own (net.py, trained
    here with Adam on the npz's train rows), forgetting 100 of them, the test rows as holdout.
 
 Prints each command and its output as Markdown for docs/benchmarks.md. The subsample keeps it
-to about ten minutes on two CPU cores."""
+to about half an hour on two shared CPU cores (``--train 5000`` halves it); with ``--out``
+a second call skips the runs already in its store."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import shlex
+import shutil
 import struct
 import subprocess
 import sys
@@ -32,7 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unlearnbench.benchmarks.generic import NEUTRAL_RECIPE
+from unlearnbench.benchmarks.vision import fashion_random10
 from unlearnbench.data.fashion_mnist import DEFAULT_DIR, FILES, read_idx
+from unlearnbench.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [str(Path(sys.executable).with_name("unlearnbench"))]
@@ -81,7 +90,7 @@ def export(work: Path, train: int, test: int) -> dict[str, np.ndarray]:
     y = np.concatenate([parts["train"][1], parts["test"][1]])
     split = np.array(["train"] * len(parts["train"][1]) + ["test"] * len(parts["test"][1]))
     np.savez(work / "fashion.npz", x=x, y=y, split=split)
-    (work / "idx").mkdir()
+    (work / "idx").mkdir(exist_ok=True)
     for part, (images, labels) in FILES.items():
         write_idx(work / "idx" / f"{images}.gz", parts[part][0])
         write_idx(work / "idx" / f"{labels}.gz", parts[part][1])
@@ -114,6 +123,46 @@ def user_model(work: Path, data: dict[str, np.ndarray]) -> None:
     save_model(model, str(work / "net.safetensors"))
 
 
+def builtin_settings() -> tuple[str, list[str]]:
+    """The generic benchmark with fashion-random10's model and recipe (the recipe fields it
+    changes from the neutral one) as variant keys, and its method settings as --set values."""
+    spec = fashion_random10()
+    keys = [f"model={spec.model}"] + [
+        f"{field.name}={getattr(spec.recipe, field.name)}"
+        for field in dataclasses.fields(spec.recipe)
+        if getattr(spec.recipe, field.name) != getattr(NEUTRAL_RECIPE, field.name)]
+    sets = [part for method in METHODS.split(",")
+            for key, value in spec.method_params.get(method, {}).items()
+            for part in ("--set", f"{method}.{key}={value}")]
+    return f"npz-random10[path=fashion.npz,name=fashion,{','.join(keys)}]", sets
+
+
+HEADLINE = {"ua": "UA", "ra": "RA", "ta": "TA", "mia_efficacy": "MIA", "avg_gap": "Avg. Gap"}
+
+
+def differences(db: Path, builtin: str) -> None:
+    """Per method and headline metric, the largest |difference| over seeds between the built-in
+    benchmark and the generic one run with its settings (the generic variant with model=cnn),
+    beside the built-in's spread over seeds (std)."""
+    runs = [r for r in Store(db).runs() if r["status"] == "finished"]
+    generic = {(r["method"], r["seed"]): r for r in runs
+               if r["benchmark"].startswith("npz-random10[") and "model=cnn" in r["benchmark"]}
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
+    for r in runs:
+        twin = generic.get((r["method"], r["seed"]))
+        if r["benchmark"] == builtin and twin is not None:
+            assert twin["params"] == r["params"], (r["method"], twin["params"], r["params"])
+            pairs.setdefault(r["method"], []).append((r["metrics"], twin["metrics"]))
+    print("Largest |built-in - generic| over seeds (the built-in's std over seeds):\n")
+    print("| Method | " + " | ".join(HEADLINE.values()) + " |")
+    print("|---" * (len(HEADLINE) + 1) + "|")
+    for method, runs_of in pairs.items():
+        cells = [f"{max(abs(a[m] - b[m]) for a, b in runs_of):.2f} "
+                 f"({np.std([a[m] for a, _ in runs_of], ddof=1):.2f})" for m in HEADLINE]
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    print(flush=True)
+
+
 def run(work: Path, *args: str) -> None:
     """Run one CLI command in ``work``; print it and its output as Markdown."""
     start = time.perf_counter()
@@ -142,8 +191,12 @@ def main() -> None:
                 "cache"]
         run(work, "run", "-b", "npz-random10[path=fashion.npz,name=fashion]", *grid)
         run(work, "run", "-b", "fashion-random10[root=idx]", *grid)
+        isolating, sets = builtin_settings()
+        run(work, "run", "-b", isolating, *grid, *sets)
         run(work, "show", "--db", "fashion.db")
+        differences(work / "fashion.db", "fashion-random10[root=idx]")
         user_model(work, data)
+        shutil.rmtree(work / "unlearned", ignore_errors=True)  # a second call's: unlearn again
         run(work, "unlearn", "--model", "net.py:MLP,net.safetensors", "--data", "train.npz",
             "--forget", "@forget.txt", "--holdout", "holdout.npz", "--method", "auto",
             "--out", "unlearned", "--db", "fashion.db")

@@ -246,6 +246,8 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
     cache = cache or ModelCache()
     if spec.task == "language":
         return _language_scenario(spec, seed, cache, device)
+    if spec.task == "generation":
+        return _generation_scenario(spec, seed, cache, device)
     data, manipulated, extra_splits = manipulate(load_data(spec), spec.forget, seed)
     check_class_id(spec.forget, data.num_classes)
     task = ClassificationTask(data, spec.model, device)
@@ -295,6 +297,36 @@ def _sequence(spec, seed, cache, task, splits, forget_positions, original, origi
         stages.append(Scenario(spec, seed, task, stage_splits, original, reference, original_meta,
                                reference_meta, i, train.subset(requests[i - 1], "forget"), cache))
     return stages
+
+
+def _generation_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: str
+                         ) -> Scenario:
+    """A diffusion model forgets a class: the original trained on the training pool, the
+    reference on all of it but the class; the judge classifier that reads their samples is
+    trained once per data set; the "prompts" split fixes what every model samples."""
+    from .tasks.generation import JUDGE_MODEL, JUDGE_RECIPE, GenerationTask
+
+    data = load_data(spec)
+    check_class_id(spec.forget, data.num_classes)
+    if spec.forget.kind != "class" or spec.forget.requests > 1:
+        raise UserError(f"benchmark {spec.name!r}: a generation benchmark forgets one class; "
+                        "use forget_kind=class with requests=1")
+    judge_task = ClassificationTask(data, JUDGE_MODEL, device)
+    judge, _ = train_cached(cache, judge_task,
+                            dataclasses.replace(spec, model=JUDGE_MODEL, recipe=JUDGE_RECIPE),
+                            data.train, 0, "judge")
+    task = GenerationTask(data, spec.model, device, (judge_task, judge), **spec.model_options)
+    original, original_meta = train_cached(cache, task, spec, data.train, seed, "original")
+    forget = np.flatnonzero(data.train.targets.numpy() == spec.forget.class_id)
+    splits = {"forget": data.train.subset(forget, "forget"),
+              "retain": data.train.subset(np.setdiff1d(np.arange(len(data.train)), forget),
+                                          "retain"),
+              "test": data.test, "validation": data.validation,
+              "prompts": task.prompts(range(data.num_classes), task.samples_per_class,
+                                      task.sample_seed)}
+    reference, reference_meta = train_cached(cache, task, spec, splits["retain"], seed, "retrained")
+    return Scenario(spec, seed, task, splits, original, reference, original_meta, reference_meta,
+                    cache=cache)
 
 
 # Language benchmarks score the retain set on a fixed sample of this size (TOFU evaluates its

@@ -209,8 +209,8 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
                    "forget_quality_at_utility. Default: avg_gap "
                    "(classification), forget_quality_at_utility (language).")
 @click.option("--utility-fraction", type=float, default=0.9, show_default=True,
-              help="forget_quality_at_utility: the share of the original's model utility a "
-                   "trial must keep to be feasible.")
+              help="forget_quality_at_utility: the share of the retain model's model utility "
+                   "a trial must reach to be feasible.")
 @click.option("--max-steps", type=int, default=None, help="Cap each trial's optimizer steps.")
 @click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
               show_default=True)

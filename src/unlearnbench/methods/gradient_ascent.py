@@ -15,8 +15,8 @@ class GradientAscentParams:
     momentum: float = param(0.9, ge=0, lt=1)
 
 
-@methods.register("ga", params=GradientAscentParams, tasks=("classification", "language"),
-                  needs=("forget",))
+@methods.register("ga", params=GradientAscentParams,
+                  tasks=("classification", "language", "generation"), needs=("forget",))
 def gradient_ascent(ctx: UnlearnContext, params: GradientAscentParams):
     """Gradient ascent: maximise the loss on the forget set (GA / NegGrad).
 

@@ -15,8 +15,8 @@ class RandomLabelsParams:
     momentum: float = param(0.9, ge=0, lt=1)
 
 
-@methods.register("rl", params=RandomLabelsParams, tasks=("classification", "language"),
-                  needs=("forget", "retain"))
+@methods.register("rl", params=RandomLabelsParams,
+                  tasks=("classification", "language", "generation"), needs=("forget", "retain"))
 def random_labels(ctx: UnlearnContext, params: RandomLabelsParams):
     """Random labels: train on the forget set with random wrong labels together with the retain set.
 

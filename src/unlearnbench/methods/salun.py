@@ -45,8 +45,8 @@ def saliency_masks(ctx: UnlearnContext, model: torch.nn.Module, fraction: float,
     return top_fraction_masks({n: g.abs() for n, g in gradients.items()}, fraction)
 
 
-@methods.register("salun", params=SalUnParams, tasks=("classification", "language"),
-                  needs=("forget", "retain"))
+@methods.register("salun", params=SalUnParams,
+                  tasks=("classification", "language", "generation"), needs=("forget", "retain"))
 def salun(ctx: UnlearnContext, params: SalUnParams):
     """SalUn: random labels on the forget set (with the retain set), updating only salient weights.
 

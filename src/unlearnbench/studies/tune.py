@@ -24,10 +24,12 @@ best on the declared objective are stored for ``unlearnbench run --tuned``.
   "retrain" cannot be tuned for); the default for classification is ``avg_gap``.
   ``forget_quality_at_utility`` (the default for language) maximises TOFU's forget quality
   subject to utility: a trial is feasible when its ``model_utility`` is at least
-  ``utility_fraction`` (default 0.9) times the original model's on the validation request; a feasible trial scores its forget quality (in
-  [0, 1]), an infeasible one ``utility / (utility_fraction · original utility) − 1`` (in
-  [−1, 0)), so every feasible trial ranks above every infeasible one, and infeasible ones
-  rank by how close they come to the utility bar.
+  ``utility_fraction`` (default 0.9) times the retain model's (the validation request's
+  retrained reference: the model a method should match, not the original it starts from); a
+  feasible trial scores its forget quality (in [0, 1]), an infeasible one
+  ``utility / (utility_fraction · retain model's utility) − 1`` (in [−1, 0)), so every
+  feasible trial ranks above every infeasible one, and infeasible ones rank by how close they
+  come to the utility bar.
 - **Store**: one row per (benchmark, method, objective) in the ``tuned`` table, with every
   trial in its ``history``. A method already tuned with the same trial budget, seed and
   options is skipped, so an interrupted ``tune`` resumes at method granularity.
@@ -112,15 +114,16 @@ class Objective:
     utility_fraction: float | None = None
     target: float | None = None  # a metric's goal that is a number: its distance is minimised
 
-    def score(self, values: dict[str, float | None], original_utility: float | None) -> float:
-        """The trial's value (see the module docstring for the constrained rule)."""
+    def score(self, values: dict[str, float | None], reference_utility: float | None) -> float:
+        """The trial's value; ``reference_utility`` is the retain model's model utility, which
+        sets the constrained objective's bar (see the module docstring)."""
         missing = [name for name in self.metrics if values.get(name) is None]
         if missing:
             raise UserError(f"objective {self.name}: {', '.join(missing)} gave no value")
         if self.name != CONSTRAINED:
             value = float(values[self.name])
             return value if self.target is None else abs(value - self.target)
-        bar = self.utility_fraction * original_utility
+        bar = self.utility_fraction * reference_utility
         if values["model_utility"] >= bar:
             return float(values["forget_quality"])
         return float(values["model_utility"] / bar - 1.0)
@@ -191,13 +194,13 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
     shared = scenario_cache(scenario, cache)
     for name in pending:
         check_supports(name, scenario)
-    original_utility = None
+    reference_utility = None
     if goal.name == CONSTRAINED:
-        original_utility = original_model_utility(scenario, shared)
+        reference_utility = reference_model_utility(scenario, shared)
     elif goal.name not in metric_names_for(scenario):
         raise UserError(f"metric {goal.name!r} does not apply to benchmark {benchmark!r}")
     for name in pending:
-        tuning = tune_method(scenario, shared, name, trials, seed, goal, original_utility,
+        tuning = tune_method(scenario, shared, name, trials, seed, goal, reference_utility,
                              max_steps, on_trial)
         tuning.update(benchmark=spec.name, objective=goal.name, seed=seed, options=options)
         store.write_tuning(tuning)
@@ -205,17 +208,18 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
     return {name: out[name] for name in names}
 
 
-def original_model_utility(scenario, shared) -> float:
-    utility = evaluate(scenario, scenario.original, names=["model_utility"],
+def reference_model_utility(scenario, shared) -> float:
+    """The model utility of the validation request's retain model (the retrained reference)."""
+    utility = evaluate(scenario, scenario.reference, names=["model_utility"],
                        cache=shared)["model_utility"].value
     if utility is None or utility <= 0:
-        raise UserError(f"the original model's utility is {utility}: it cannot bound the trials' "
+        raise UserError(f"the retain model's utility is {utility}: it cannot bound the trials' "
                         "utility; choose another objective")
     return utility
 
 
 def tune_method(scenario, shared, method: str, trials: int, seed: int, goal: Objective,
-                original_utility: float | None, max_steps: int | None,
+                reference_utility: float | None, max_steps: int | None,
                 on_trial: Callable[[str, dict], None] | None = None) -> dict:
     """Run ``trials`` trials (one if nothing is searched) of ``method`` on the validation
     scenario; returns the method's tuning: chosen params (every hyperparameter, resolved), its
@@ -236,7 +240,7 @@ def tune_method(scenario, shared, method: str, trials: int, seed: int, goal: Obj
             results = evaluate(scenario, model, names=list(goal.metrics), cache=shared)
             shared.release(model)
             record["metrics"] = {name: results[name].value for name in goal.metrics}
-            record["value"] = goal.score(record["metrics"], original_utility)
+            record["value"] = goal.score(record["metrics"], reference_utility)
             if not math.isfinite(record["value"]):
                 raise UserError(f"objective {goal.name} is {record['value']}")
             study.tell(trial, record["value"])

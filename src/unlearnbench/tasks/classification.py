@@ -25,6 +25,17 @@ class Batch:
         return len(self.targets)
 
 
+def batch_positions(length: int, batch_size: int, shuffle: bool, seed: int
+                    ) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, positions) of each batch over ``length`` examples: in order, or in a shuffle
+    seeded by ``seed`` (torch's generator, so the order is the same on every machine)."""
+    order = np.arange(length)
+    if shuffle:
+        order = torch.randperm(length, generator=torch.Generator().manual_seed(seed)).numpy()
+    for start in range(0, length, batch_size):
+        yield start, order[start:start + batch_size]
+
+
 class ClassificationTask:
     """Batches, per-example NLL (−log p(y|x)), logits, fresh models and training for one data
     set and one architecture."""
@@ -47,12 +58,7 @@ class ClassificationTask:
 
     def batches(self, split: Split, batch_size: int, shuffle: bool = False,
                 seed: int = 0) -> Iterator[Batch]:
-        order = np.arange(len(split))
-        if shuffle:
-            generator = torch.Generator().manual_seed(seed)
-            order = torch.randperm(len(split), generator=generator).numpy()
-        for start in range(0, len(split), batch_size):
-            index = order[start:start + batch_size]
+        for _, index in batch_positions(len(split), batch_size, shuffle, seed):
             positions = torch.from_numpy(index)
             yield Batch(split.inputs[positions].to(self.device),
                         split.targets[positions].to(self.device), split.ids[index])

@@ -1,0 +1,84 @@
+"""Class forgetting in a conditional generative model (SalUn's DDPM setting), judged by a
+classifier trained on the real images (the scenario's ``judge``, see ``tasks/generation.py``).
+
+Every metric here reads one cached output per model: its DDIM samples for the scenario's
+"prompts" split (``samples_per_class`` prompts per class, fixed starting noise) and the
+judge's classes and penultimate features for them, so a model is sampled once however many
+of these metrics are asked for.
+
+- UA (``gen_ua``): the share of the images generated for the forgotten class that the judge
+  does not assign to it (SalUn's unlearning accuracy for generation);
+- IRA (``ira``): the judge's accuracy on the images generated for the other classes;
+- ``fid_features``: the Fréchet distance between the judge's penultimate features of the real
+  test images of the other classes and of the images generated for them. This is not FID:
+  FID uses Inception-v3 features of natural images; on 8×8 digits the judge's features are
+  the ones that mean something, and few samples bias the value upward, so compare it between
+  models scored with the same settings only."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import metrics
+from .evaluation import Evaluation, MetricResult
+
+
+def generations(ev: Evaluation):
+    return ev.output("prompts", "generate")
+
+
+def forgotten(ev: Evaluation) -> int:
+    return ev.scenario.spec.forget.class_id
+
+
+@metrics.register("gen_ua", tasks=("generation",), goal="higher", unit="%", title="UA",
+                  group="forget", column=50)
+def generation_ua(ev: Evaluation) -> MetricResult:
+    """UA: images generated for the forgotten class that the judge assigns elsewhere, percent."""
+    made = generations(ev)
+    rows = (made.conditions == forgotten(ev)).numpy()
+    missed = (made.predicted.numpy()[rows] != forgotten(ev)).astype(np.float64)
+    return MetricResult(100.0 * float(missed.mean()), "prompts", ev.ids("prompts")[rows], missed)
+
+
+@metrics.register("ira", tasks=("generation",), goal="higher", unit="%", title="IRA",
+                  group="utility", column=51)
+def in_retain_accuracy(ev: Evaluation) -> MetricResult:
+    """IRA: the judge's accuracy on the images generated for the other classes, percent."""
+    made = generations(ev)
+    rows = (made.conditions != forgotten(ev)).numpy()
+    correct = (made.predicted == made.conditions).numpy()[rows].astype(np.float64)
+    return MetricResult(100.0 * float(correct.mean()), "prompts", ev.ids("prompts")[rows],
+                        correct)
+
+
+# The registry's units have no "distance"; "ratio" is the unit-less, non-negative one.
+@metrics.register("fid_features", tasks=("generation",), goal="lower", unit="ratio",
+                  title="FD (judge)", group="utility", column=52)
+def fid_features(ev: Evaluation) -> MetricResult:
+    """Fréchet distance of the judge's features, real vs generated, other classes (not FID)."""
+    made = generations(ev)
+    test = ev.scenario.splits["test"]
+    keep = np.flatnonzero(test.targets.numpy() != forgotten(ev))
+    real = ev.scenario.task.real_features(test.subset(keep, "test-other-classes"))
+    generated = made.features[(made.conditions != forgotten(ev)).numpy()]
+    return MetricResult(frechet_distance(real.numpy(), generated.numpy()))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to the rows of ``a`` and of ``b``."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return gaussian_frechet_distance(a.mean(0), np.cov(a, rowvar=False),
+                                     b.mean(0), np.cov(b, rowvar=False))
+
+
+def gaussian_frechet_distance(mean_a, cov_a, mean_b, cov_b) -> float:
+    """‖μ_a − μ_b‖² + tr Σ_a + tr Σ_b − 2 tr (Σ_a Σ_b)^½. The last trace is the sum of the
+    square roots of the eigenvalues of Σ_a^½ Σ_b Σ_a^½ (the same spectrum), a symmetric
+    matrix: no complex square root, and singular covariances (dead ReLU features) are fine."""
+    cov_a, cov_b = np.atleast_2d(cov_a), np.atleast_2d(cov_b)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)
+    value = (np.sum((np.asarray(mean_a) - np.asarray(mean_b)) ** 2)
+             + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(cross).sum())
+    return max(0.0, float(value))

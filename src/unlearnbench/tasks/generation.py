@@ -1,0 +1,237 @@
+"""The generation task adapter: class-conditional diffusion models of images (see
+``models/diffusion.py``). A split's labels are the conditions the images are generated under.
+
+What methods see mirrors the classification task, so a method written for classifiers runs
+here unchanged:
+
+- ``nll(model, batch)``: per example, the noise-prediction MSE ‖ε_θ(x_t, t, c) − ε‖² (mean
+  over pixels) at a timestep t and noise ε drawn from the batch's seed (so one batch always
+  gets the same draws): the DDPM training loss, which GA ascends and fine-tuning descends;
+- ``relabel_wrong``: each image under a uniformly drawn other condition (RL, SalUn);
+- ``fit``: DDPM training, with a seeded ``condition_dropout`` share of each batch's conditions
+  replaced by the null condition so that the model learns the unconditional prediction
+  classifier-free guidance needs (``nll`` itself always uses the given conditions);
+- ``sample`` / ``generate``: deterministic DDIM samples, judged by the scenario's classifier
+  (``judge``) in the same cached pass, for the metrics of ``metrics/generation.py``.
+
+Images are [0, 1] grey levels in the data and in what ``sample`` returns; the model works on
+[−1, 1]."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import DataBundle, Split
+from ..models.diffusion import Schedule
+from ..registry import models
+from ..specs import Recipe
+from ..train import StepBudget, epochs_of, fit_recipe
+from .classification import batch_positions
+
+# The judge: a small CNN trained on the real training pool, every class included (it must
+# recognise the forgotten class), once per data set (seed 0); 97.8% test accuracy on digits.
+JUDGE_MODEL = "cnn"
+JUDGE_RECIPE = Recipe(epochs=15, batch_size=64, lr=0.05)
+
+
+@dataclass
+class Batch:
+    inputs: torch.Tensor   # images in [0, 1]
+    targets: torch.Tensor  # their conditions
+    ids: np.ndarray
+    seed: int              # draws the batch's timesteps and noise
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class Generations:
+    """One model's images for a prompt set, and what the judge classifier makes of them."""
+
+    images: torch.Tensor      # (N, C, H, W) in [0, 1]
+    conditions: torch.Tensor  # (N,) the class each image was generated for
+    predicted: torch.Tensor   # (N,) the judge's class
+    features: torch.Tensor    # (N, F) the judge's penultimate activations
+
+
+class GenerationTask:
+    """Batches, per-example denoising loss, fresh models, training and guided sampling for one
+    image data set and one conditional diffusion architecture.
+
+    ``judge`` is ``(classification task, trained classifier)``: the classifier that reads the
+    generated images (metrics only). ``samples_per_class``, ``sample_steps``, ``guidance`` and
+    ``sample_seed`` fix what ``generate`` samples for every model, so models are compared on
+    the same starting noise."""
+
+    name = "generation"
+
+    def __init__(self, data: DataBundle, model_name: str, device: str | torch.device = "cpu",
+                 judge: tuple | None = None, timesteps: int = 1000, condition_dropout: float = 0.1,
+                 samples_per_class: int = 50, sample_steps: int = 10, guidance: float = 2.0,
+                 sample_seed: int = 0):
+        self.data = data
+        self.model_name = model_name
+        self.model_entry = models.get(model_name)
+        self.device = torch.device(device)
+        self.judge = judge
+        self.schedule = Schedule(timesteps)
+        self.condition_dropout = condition_dropout
+        self.samples_per_class = samples_per_class
+        self.sample_steps = sample_steps
+        self.guidance = guidance
+        self.sample_seed = sample_seed
+        self._real_features: dict[str, torch.Tensor] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    @property
+    def null_condition(self) -> int:
+        return self.data.num_classes
+
+    # -- batches ---------------------------------------------------------------------------
+    def batches(self, split: Split, batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> Iterator[Batch]:
+        for start, index in batch_positions(len(split), batch_size, shuffle, seed):
+            positions = torch.from_numpy(index)
+            yield Batch(split.inputs[positions].to(self.device),
+                        split.targets[positions].to(self.device), split.ids[index],
+                        seed * 100_003 + start)
+
+    def epochs(self, split: Split, batch_size: int, epochs: int, seed: int) -> Iterator[Batch]:
+        """Shuffled batches over several epochs, each epoch with its own seed."""
+        return epochs_of(lambda e: self.batches(split, batch_size, True, seed * 1000 + e), epochs)
+
+    def join(self, name: str, splits: list[Split]) -> Split:
+        return Split(name, torch.cat([s.inputs for s in splits]),
+                     torch.cat([s.targets for s in splits]),
+                     np.concatenate([s.ids for s in splits]))
+
+    def relabel_wrong(self, split: Split, seed: int) -> Split:
+        """Each example's condition paired with the image of a training example of a
+        uniformly drawn other class (RL and SalUn): what a wrong label is to a conditional
+        generator. SalUn's RL for diffusion pulls ε(x_t | c) toward ε(x_t | c′) for a random
+        c′ ≠ c; this is its data-level form. Giving the forget images other conditions
+        instead would teach those conditions the forgotten class (UA stayed at the
+        original's on digits)."""
+        generator = torch.Generator().manual_seed(seed)
+        shift = torch.randint(1, self.num_classes, split.targets.shape, generator=generator)
+        wrong = (split.targets + shift) % self.num_classes
+        pool = self.data.train
+        own = np.isin(pool.ids, split.ids)
+        images = []
+        for label in wrong.tolist():
+            candidates = np.flatnonzero((pool.targets.numpy() == label) & ~own)
+            pick = candidates[int(torch.randint(len(candidates), (1,), generator=generator))]
+            images.append(pool.inputs[pick])
+        return Split(split.name + "-relabelled", torch.stack(images), split.targets, split.ids)
+
+    def retraining_set(self, retain: Split) -> Split:
+        return retain
+
+    # -- the denoising loss ----------------------------------------------------------------
+    def noised(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_t, t, ε) for the batch's images, t and ε drawn from the batch's seed."""
+        generator = torch.Generator().manual_seed(batch.seed)
+        t = torch.randint(0, self.schedule.timesteps, (len(batch),), generator=generator)
+        noise = torch.randn(batch.inputs.shape, generator=generator)
+        t, noise = t.to(self.device), noise.to(self.device)
+        return self.schedule.noised(batch.inputs * 2 - 1, noise, t), t, noise
+
+    def nll(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Per-example noise-prediction MSE under the batch's conditions."""
+        x_t, t, noise = self.noised(batch)
+        return (model(x_t, t, batch.targets) - noise).pow(2).flatten(1).mean(1)
+
+    # -- models ----------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """What trained weights depend on besides architecture, recipe and seed: the data,
+        the noise schedule and the condition dropout."""
+        digest = hashlib.sha256(self.data.fingerprint().encode())
+        digest.update(f"{self.schedule.timesteps}/{self.condition_dropout}".encode())
+        return digest.hexdigest()[:16]
+
+    def fresh_model(self, seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        model = self.model_entry.obj(self.data.input_shape, self.data.num_classes)
+        return model.to(self.device).eval()
+
+    def fit(self, model: nn.Module, split: Split, recipe: Recipe, seed: int,
+            budget: StepBudget | None = None,
+            after_batch: Callable[[Batch], None] | None = None) -> nn.Module:
+        """Train ``model`` in place on ``split`` with ``recipe`` (DDPM's loss, cosine decay
+        unless ``recipe.schedule`` is "constant"), dropping conditions to the null one."""
+        return fit_recipe(_DroppingConditions(self), model, split, recipe, seed, budget,
+                          after_batch,
+                          lambda optimizer, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+                              optimizer, T_max=total))
+
+    # -- sampling --------------------------------------------------------------------------
+    def prompts(self, conditions, n: int, seed: int) -> Split:
+        """``n`` prompts for each condition: the condition and its starting noise x_T, drawn
+        from ``seed``."""
+        targets = torch.as_tensor(list(conditions), dtype=torch.long).repeat_interleave(n)
+        noise = torch.randn((len(targets), *self.data.input_shape),
+                            generator=torch.Generator().manual_seed(seed))
+        return Split("prompts", noise, targets, np.arange(len(targets)))
+
+    @torch.no_grad()
+    def denoise(self, model: nn.Module, prompts: Split, steps: int, guidance: float,
+                batch_size: int = 500) -> torch.Tensor:
+        """DDIM images in [0, 1] for every prompt, in order (on the CPU)."""
+        parts = [(self.schedule.ddim(model, b.inputs, b.targets, steps, guidance) + 1) / 2
+                 for b in self.batches(prompts, batch_size)]
+        return torch.cat(parts).cpu()
+
+    def sample(self, model: nn.Module, conditions, n: int, seed: int, steps: int | None = None,
+               guidance: float | None = None) -> torch.Tensor:
+        """``n`` images for each of ``conditions`` (grouped by condition), deterministic
+        under ``seed``: DDIM with ``steps`` steps and guidance scale ``guidance`` (default:
+        the task's)."""
+        return self.denoise(model, self.prompts(conditions, n, seed),
+                            steps or self.sample_steps,
+                            self.guidance if guidance is None else guidance)
+
+    def generate(self, model: nn.Module, prompts: Split) -> Generations:
+        """The images of ``prompts`` (the scenario's "prompts" split) and the judge's reading
+        of them: what the inference cache keeps, once per model."""
+        images = self.denoise(model, prompts, self.sample_steps, self.guidance)
+        judge_task, judge = self.judge
+        generated = Split("generated", images, prompts.targets.cpu(), prompts.ids)
+        return Generations(images, generated.targets,
+                           judge_task.predict_logits(judge, generated).argmax(1),
+                           judge_task.features(judge, generated))
+
+    def real_features(self, split: Split) -> torch.Tensor:
+        """The judge's penultimate features of a split of real images (computed once)."""
+        if split.name not in self._real_features:
+            judge_task, judge = self.judge
+            self._real_features[split.name] = judge_task.features(judge, split)
+        return self._real_features[split.name]
+
+
+class _DroppingConditions:
+    """What ``fit`` hands the shared training loop: the task's batches with a seeded
+    ``condition_dropout`` share of their conditions set to the null condition."""
+
+    def __init__(self, task: GenerationTask):
+        self.task = task
+
+    def epochs(self, split: Split, batch_size: int, epochs: int, seed: int) -> Iterator[Batch]:
+        for batch in self.task.epochs(split, batch_size, epochs, seed):
+            generator = torch.Generator().manual_seed(batch.seed + 1)
+            drop = (torch.rand(len(batch), generator=generator)
+                    < self.task.condition_dropout).to(batch.targets.device)
+            null = torch.full_like(batch.targets, self.task.null_condition)
+            yield dataclasses.replace(batch, targets=torch.where(drop, null, batch.targets))
+
+    def nll(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return self.task.nll(model, batch)
