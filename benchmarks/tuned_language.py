@@ -38,25 +38,30 @@ def language_methods() -> list[str]:
 
 
 def trial_summary(db: str, benchmark: str) -> list[str]:
-    """One line per tuned method: feasible trials (value ≥ 0), the best forget quality among
-    them, and the infeasible trials' best utility / bar (an infeasible value is that − 1)."""
+    """One line per tuned method from its trial history: how many trials met the utility bar
+    (a feasible value is ≥ 0), the best forget quality among them, the closest an infeasible
+    trial came to the bar (its value is utility / bar − 1), and the trial of highest forget
+    quality with whether it met the bar."""
     from unlearnbench.store import Store
 
     lines = []
     for row in Store(db).tunings(benchmark):
         done = [t for t in row["history"] if t["state"] == "complete"]
         feasible = [t for t in done if t["value"] >= 0]
-        infeasible = [t for t in done if t["value"] < 0]
-        best_fq = max((t["metrics"]["forget_quality"] for t in feasible), default=None)
-        closest = max((t["value"] + 1 for t in infeasible), default=None)
-        most_fq = max((t["metrics"]["forget_quality"] for t in done), default=None)
-        lines.append(
-            f"{row['method']}: {len(done)}/{len(row['history'])} trials complete, "
-            f"{len(feasible)} met the utility bar"
-            + (f" (best forget quality {best_fq:.3g})" if best_fq is not None else "")
-            + (f"; infeasible trials reached utility/bar ≤ {closest:.3f}" if closest else "")
-            + (f"; highest forget quality of any trial {most_fq:.3g}" if most_fq is not None
-               else ""))
+        parts = [f"{len(done)}/{len(row['history'])} trials complete",
+                 f"{len(feasible)} met the bar"]
+        if feasible:
+            best = max(t["metrics"]["forget_quality"] for t in feasible)
+            parts.append(f"best feasible forget quality {best:.2g}")
+        if len(feasible) < len(done):
+            closest = max(t["value"] + 1 for t in done if t["value"] < 0)
+            parts.append(f"closest infeasible trial at {closest:.2f} of the bar")
+        if done:
+            top = max(done, key=lambda t: t["metrics"]["forget_quality"])
+            where = "met the bar" if top["value"] >= 0 else f"{top['value'] + 1:.2f} of the bar"
+            parts.append(f"highest forget quality {top['metrics']['forget_quality']:.2g} "
+                         f"({where})")
+        lines.append(f"{row['method']}: " + "; ".join(parts))
     return lines
 
 
