@@ -280,6 +280,7 @@ def population(benchmark, method_names, n_models, overrides, seed0, db, cache_di
     from rich.table import Table
 
     from ..cache import ModelCache
+    from ..registry import metrics
     from ..studies.population import COLUMNS, DEFAULT_MODELS, population_name, run_population
     from ..store import Store
 
@@ -304,11 +305,12 @@ def population(benchmark, method_names, n_models, overrides, seed0, db, cache_di
                   f"{counts['retrained_seconds']:.1f} s")
     name = population_name(benchmark, n_models, seed0, float32)
     table = Table(title=f"{name} (sorted by challenge score, higher is better)")
-    for title in ["Method"] + [title for _, title in COLUMNS]:
+    titles = [metrics.get(key).attributes["title"] for key in COLUMNS]
+    for title in ["Method", *titles]:
         table.add_column(title, justify="left" if title == "Method" else "right", no_wrap=True)
     runs = sorted(store.runs(name), key=lambda r: -r["metrics"].get("challenge_score", -1.0))
     for run in runs:
         cells = [f"{run['metrics'][key]:.3f}" if key in run["metrics"] else "—"
-                 for key, _ in COLUMNS]
+                 for key in COLUMNS]
         table.add_row(escape(run["method"]), *cells)
     console.print(table)

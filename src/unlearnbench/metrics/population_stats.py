@@ -28,3 +28,26 @@ metrics.register("klom_forget_p99", tasks=POPULATION, goal="lower", unit="nats",
                  title="KLoM f p99", group="forget", column=24,
                  description="KLoM on forget: 99th percentile over examples of the binned KL "
                              "divergence.")(stats.klom)
+
+
+def _recorded(*_args, **_kwargs):
+    """Computed and recorded by ``studies/population.py`` beside the others."""
+    raise NotImplementedError("a population statistic is recorded by `unlearnbench population`")
+
+
+metrics.register("ulira_retain", tasks=POPULATION, goal=0.5, unit="fraction",
+                 title="U-LiRA retain", group="privacy",
+                 description="U-LiRA-style attack accuracy on retain, unlearned vs retrained "
+                             "models (0.5 = indistinguishable).")(stats.ulira_accuracy)
+metrics.register("ulira_test", tasks=POPULATION, goal=0.5, unit="fraction",
+                 title="U-LiRA test", group="privacy",
+                 description="U-LiRA-style attack accuracy on test, unlearned vs retrained "
+                             "models (0.5 = indistinguishable).")(stats.ulira_accuracy)
+metrics.register("klom_test_mean", tasks=POPULATION, goal="lower", unit="nats",
+                 title="KLoM test", group="utility",
+                 description="KLoM on test: mean over examples of the binned KL divergence of "
+                             "unlearned from retrained margins.")(stats.klom)
+metrics.register("population_seconds", tasks=POPULATION, goal="lower", unit="s",
+                 title="Population s", group="cost",
+                 description="Seconds to unlearn the method's N models and score the "
+                             "population.")(_recorded)

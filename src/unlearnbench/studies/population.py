@@ -57,11 +57,10 @@ UNLEARN_SEED_OFFSET = 100_000
 POPULATION_SEED = -1
 SPLITS = ("forget", "retain", "test")
 # The columns `unlearnbench population` prints.
-COLUMNS = [("challenge_score", "Score"), ("challenge_forget_quality", "F"), ("ra", "RA"),
-           ("ta", "TA"), ("ulira_forget", "U-LiRA f"), ("ulira_retain", "U-LiRA r"),
-           ("ulira_test", "U-LiRA t"), ("klom_forget_mean", "KLoM f mean"),
-           ("klom_forget_p99", "KLoM f p99"), ("klom_test_mean", "KLoM t mean"),
-           ("population_seconds", "Seconds")]
+# The terminal table of `unlearnbench population`, titled by each metric's registration.
+COLUMNS = ("challenge_score", "challenge_forget_quality", "ra", "ta", "ulira_forget",
+           "ulira_retain", "ulira_test", "klom_forget_mean", "klom_forget_p99", "klom_test_mean",
+           "population_seconds")
 
 
 def population_name(benchmark: str, n_models: int, seed0: int = 0, float32: bool = False
