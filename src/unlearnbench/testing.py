@@ -22,16 +22,16 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .unlearning import unlearn
 from .cache import ModelCache
 from .errors import Diverged, UserError
 from .metrics.evaluation import Evaluation, MetricResult, evaluate
 from .metrics.inference import InferenceCache
 from .params import check_values
-from .registry import benchmarks, datasets, methods, metrics, models
+from .registry import datasets, methods, metrics, models
 from .scenarios import build_scenario, get_spec
-from .unlearning import DATA_KINDS, Scenario
 from .specs import BenchmarkSpec, Recipe, resolve_params
+from .unlearning import unlearn
+from .unlearning import DATA_KINDS, Scenario
 
 SEED = 0
 MAX_STEPS = 3  # the step cap of the budget check

@@ -29,12 +29,12 @@ import time
 import numpy as np
 import optuna
 
-from ..unlearning import check_supports, unlearn
 from ..errors import UserError
 from ..metrics.inference import InferenceCache
 from ..registry import methods
 from ..specs import resolve_params
 from ..studies.tune import search_space
+from ..unlearning import check_supports, unlearn
 from .audit import score_model
 from .verdicts import UTILITY
 

@@ -14,9 +14,9 @@ from ..data import DataBundle, Split, make_split
 from ..data.entities import REFUSALS
 from ..data.text import TextBundle, text_split
 from ..errors import UserError
-from ..unlearning import Scenario
 from ..specs import BenchmarkSpec, ForgetSpec, Recipe
 from ..tasks.classification import ClassificationTask
+from ..unlearning import Scenario
 from .user_data import UserData
 from .user_model import UserModel, one_line
 

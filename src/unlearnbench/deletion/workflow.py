@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..unlearning import check_supports, unlearn
 from ..cache import content_key, file_sha256
 from ..errors import Diverged, UserError
 from ..metrics.inference import InferenceCache
 from ..registry import methods
-from ..sweep.jobs import environment
-from ..unlearning import Scenario
 from ..specs import Recipe, resolve_params
 from ..store import RunRecord, Store
+from ..sweep.jobs import environment
+from ..unlearning import check_supports, unlearn
+from ..unlearning import Scenario
 from .audit import recorded_metrics, score_model, write_report
 from .auto import DEFAULT_TRIALS, choose
 from .user_data import UserData, input_warnings, load_user_data, parse_forget

@@ -27,10 +27,10 @@ from torch import nn
 from ..data import Split
 from ..errors import UserError
 from ..models.inspect import model_fingerprint
+from ..models.inspect import layers
 from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
-from ..models.inspect import layers
 from .sisa import data_fingerprint, training_data
 
 # Rows removed per Woodbury step: bounds the k×k system (a whole MNIST class is ~5,000 rows).

@@ -12,12 +12,12 @@ from torch import nn
 
 from ..data import Split
 from ..errors import UserError
+from ..models.inspect import last_layers
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from ._shared import frozen_teacher
 from .base import UnlearnContext
-from ..models.inspect import last_layers
 
 
 @dataclass

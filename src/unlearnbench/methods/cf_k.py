@@ -8,11 +8,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import UserError
+from ..models.inspect import last_layers
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext, freeze_all_but
-from ..models.inspect import last_layers
 
 
 @dataclass

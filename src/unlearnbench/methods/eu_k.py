@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..models.inspect import last_layers
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer
 from .base import UnlearnContext
-from ..models.inspect import last_layers
 from .cf_k import train_last_layers
 
 

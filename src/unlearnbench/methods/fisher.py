@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ..models.inspect import last_layers
 from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
-from ..models.inspect import last_layers
 
 
 class _Bound(nn.Module):

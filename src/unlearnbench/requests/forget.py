@@ -6,9 +6,9 @@ from typing import Callable
 import numpy as np
 from sklearn.cluster import KMeans
 
+from ..data import Split
 from ..errors import UserError
 from ..specs import FORGET_KINDS, ForgetSpec
-from ..data import Split
 
 
 def select_forget(spec: ForgetSpec, train: Split, num_classes: int, seed: int,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import UserError
 from ..data import Split
+from ..errors import UserError
 
 
 def add_trigger(inputs: torch.Tensor, size: int = 2) -> torch.Tensor:

@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..data import Split
 from ..errors import UserError
 from ..specs import ForgetSpec
-from ..data import Split
 from .forget import select_forget
 
 # Entropy appended to the seed for the random validation draw: a stream of its own, unlike

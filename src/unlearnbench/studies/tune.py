@@ -44,16 +44,16 @@ from typing import Any, Callable
 
 import optuna
 
-from ..unlearning import benchmark_params, check_supports, unlearn
 from ..cache import ModelCache
-from ..requests.validation import VALIDATION_KINDS
 from ..errors import UserError
 from ..metrics.evaluation import evaluate, metric_names_for
 from ..registry import methods, metrics
-from ..sweep.jobs import DEFAULT_METHODS, scenario_cache
+from ..requests.validation import VALIDATION_KINDS
 from ..scenarios import build_scenario, get_spec
 from ..specs import resolve_params
 from ..store import Store
+from ..sweep.jobs import DEFAULT_METHODS, scenario_cache
+from ..unlearning import benchmark_params, check_supports, unlearn
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per study otherwise
 

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..version import __version__
-from ..unlearning import benchmark_params, check_supports, missing_data_message, unlearn
 from ..cache import ModelCache, content_key
 from ..errors import Diverged, UserError
 from ..metrics.evaluation import evaluate, metric_names_for
@@ -24,6 +22,8 @@ from ..registry import methods, metrics
 from ..scenarios import get_spec
 from ..specs import coerce, resolve_params
 from ..store import RunRecord
+from ..unlearning import benchmark_params, check_supports, missing_data_message, unlearn
+from ..version import __version__
 
 
 # The methods a run without --methods compares: the no-op and the exact baseline beside the
