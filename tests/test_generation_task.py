@@ -20,7 +20,9 @@ from test_cli import ok, ub
 GENERATION_METHODS = ("original", "ga", "rl", "salun", "l1_sparse", "esd")
 # Retraining from scratch (~30 s a run here, three runs in the contract) is left to the
 # classification contract tests; the command-line test runs it once.
-REGISTERED = (*GENERATION_METHODS, "retrain")
+REGISTERED = (*GENERATION_METHODS, "retrain",
+              # checked in test_generation_methods.py
+              "concept_ablation", "selective_amnesia", "erasediff", "uce")
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,8 @@ def test_the_report_is_one_self_contained_file(digits_db, tmp_path):
             if name in attributes:
                 assert attributes[name].startswith(("data:", "#")), (tag, attributes)
     figures = {a["alt"] for tag, a in page.tags if tag == "img"}
-    assert figures == {"trade-off", "MIA ROC", "per-seed distribution", "learning curves"}
+    assert figures == {"trade-off", "cost frontier", "MIA ROC", "per-seed distribution",
+                       "learning curves"}
     text = "".join(page.text)
     assert COMMAND in text  # the command line recorded with the runs
 
@@ -176,7 +177,7 @@ def test_the_report_in_a_real_browser(driver, digits_db, tmp_path, capsys):
     # every figure decoded; nothing fetched from anywhere
     assert driver.execute_script(
         "return [...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    assert driver.execute_script("return document.images.length") == 4
+    assert driver.execute_script("return document.images.length") == 5
     fetched = driver.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(name.startswith("data:") for name in fetched), fetched

@@ -13,7 +13,7 @@ from .data import DataBundle, Split
 from .data.documents import N_GROUPS
 from .errors import UserError
 from .params import check_values
-from .registry import benchmarks, datasets
+from .registry import benchmarks, datasets, models
 from .requests.forget import select_forget
 from .requests.manipulate import backdoor, swap_labels
 from .requests.validation import select_validation
@@ -248,6 +248,8 @@ def build_scenario(spec: BenchmarkSpec | str, seed: int, cache: ModelCache | Non
         return _language_scenario(spec, seed, cache, device)
     if spec.task == "generation":
         return _generation_scenario(spec, seed, cache, device)
+    if spec.task == "regression":
+        return _regression_scenario(spec, seed, cache, device)
     data, manipulated, extra_splits = manipulate(load_data(spec), spec.forget, seed)
     check_class_id(spec.forget, data.num_classes)
     task = ClassificationTask(data, spec.model, device)
@@ -303,27 +305,67 @@ def _generation_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, devi
                          ) -> Scenario:
     """A diffusion model forgets a class: the original trained on the training pool, the
     reference on all of it but the class; the judge classifier that reads their samples is
-    trained once per data set; the "prompts" split fixes what every model samples."""
-    from .tasks.generation import JUDGE_MODEL, JUDGE_RECIPE, GenerationTask
+    trained once per data set (on a style x object grid, a style and an object classifier);
+    the "prompts" split fixes what every model samples."""
+    from .tasks.generation import JUDGE_MODEL, JUDGE_RECIPE, GenerationTask, judged_data
 
     data = load_data(spec)
     check_class_id(spec.forget, data.num_classes)
     if spec.forget.kind != "class" or spec.forget.requests > 1:
         raise UserError(f"benchmark {spec.name!r}: a generation benchmark forgets one class; "
                         "use forget_kind=class with requests=1")
-    judge_task = ClassificationTask(data, JUDGE_MODEL, device)
-    judge, _ = train_cached(cache, judge_task,
-                            dataclasses.replace(spec, model=JUDGE_MODEL, recipe=JUDGE_RECIPE),
-                            data.train, 0, "judge")
-    task = GenerationTask(data, spec.model, device, (judge_task, judge), **spec.model_options)
+    judges = []
+    for judge_data in judged_data(data):
+        judge_task = ClassificationTask(judge_data, JUDGE_MODEL, device)
+        judge, _ = train_cached(cache, judge_task,
+                                dataclasses.replace(spec, model=JUDGE_MODEL, recipe=JUDGE_RECIPE),
+                                judge_data.train, 0, "judge")
+        judges.append((judge_task, judge))
+    task = GenerationTask(data, spec.model, device, judges, **spec.model_options)
+    forget = np.flatnonzero(task.forgotten(data.train.targets, spec.forget.class_id).numpy())
     original, original_meta = train_cached(cache, task, spec, data.train, seed, "original")
-    forget = np.flatnonzero(data.train.targets.numpy() == spec.forget.class_id)
     splits = {"forget": data.train.subset(forget, "forget"),
               "retain": data.train.subset(np.setdiff1d(np.arange(len(data.train)), forget),
                                           "retain"),
               "test": data.test, "validation": data.validation,
-              "prompts": task.prompts(range(data.num_classes), task.samples_per_class,
-                                      task.sample_seed)}
+              task.prompts_name: task.prompts(range(data.num_classes), task.samples_per_class,
+                                              task.sample_seed)}
+    reference, reference_meta = train_cached(cache, task, spec, splits["retain"], seed, "retrained")
+    return Scenario(spec, seed, task, splits, original, reference, original_meta, reference_meta,
+                    cache=cache)
+
+
+def _regression_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: str
+                         ) -> Scenario | list[Scenario]:
+    """A regressor forgets a random share of its training pool or the request its data set
+    defines (forget kind "dataset": a target range or a feature-defined group, see
+    ``data/regression.py``)."""
+    from .tasks.regression import RegressionTask
+
+    data = load_data(spec)
+    task = RegressionTask(data, spec.model, device, **spec.model_options)
+    if spec.forget.kind == "dataset":
+        if data.forget_positions is None:
+            raise UserError(f"benchmark {spec.name!r}: forget_kind=dataset needs the data "
+                            "set's forget option (e.g. forget=target); or use forget_kind=random")
+        forget_positions = data.forget_positions
+    elif spec.forget.kind == "random":
+        forget_positions = select_forget(spec.forget, data.train, 1, seed)
+    else:
+        raise UserError(f"benchmark {spec.name!r}: a regression request is random or defined "
+                        f"by the data set; forget_kind={spec.forget.kind} needs classes")
+    if spec.forget.validation:
+        if spec.forget.kind != "random":
+            raise UserError(f"benchmark {spec.name!r}: only random regression requests have a "
+                            "validation request; tune a random one")
+        forget_positions = select_validation(spec.forget, data.train, 1, seed, forget_positions)
+    original, original_meta = train_cached(cache, task, spec, data.train, seed, "original")
+    retain_positions = np.setdiff1d(np.arange(len(data.train)), forget_positions)
+    splits = {"forget": data.train.subset(forget_positions, "forget"),
+              "retain": data.train.subset(retain_positions, "retain"),
+              "test": data.test, "validation": data.validation}
+    if spec.forget.requests > 1:
+        return _sequence(spec, seed, cache, task, splits, forget_positions, original, original_meta)
     reference, reference_meta = train_cached(cache, task, spec, splits["retain"], seed, "retrained")
     return Scenario(spec, seed, task, splits, original, reference, original_meta, reference_meta,
                     cache=cache)
@@ -342,6 +384,8 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
     from .models.language import language_model_for
     from .tasks.language import LanguageTask
 
+    if spec.dataset in ("rwku", "rwku-mini"):
+        return _rwku_scenario(spec, seed, cache, device)
     bundle = load_data(spec)
     tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
     task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
@@ -354,6 +398,55 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
                                               model_seed, "retrained")
     return Scenario(spec, seed, task, with_retain_eval(bundle.splits), original, reference,
                     original_meta, reference_meta, cache=cache)
+
+
+def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: str) -> Scenario:
+    """RWKU (``data/rwku.py``): the original is a model that already knows its targets, not
+    trained here; the forget set is text that model wrote about them. ``rwku``: the given
+    pretrained model as it is, and the reference is the original (RWKU retrains nothing).
+    ``rwku-mini``: the target of ``entities-forget05`` (trained and cached as that benchmark
+    trains it), its retain model as the reference, and the forget corpus its greedy answers."""
+    from .data.rwku import MINI_PEOPLE, mini_base
+    from .models.language import language_model_for
+    from .tasks.language import LanguageTask
+
+    bundle = load_data(spec)
+    if spec.dataset == "rwku":
+        if spec.model in models and not models.get(spec.model).attributes.get("pretrained"):
+            raise UserError(f"benchmark {spec.name!r}: RWKU unlearns a pretrained model that "
+                            "knows its targets; give model=DIR (a Hugging Face model) or a "
+                            "registered pretrained model")
+        tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
+        task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
+        original = task.fresh_model(0)
+        # Nothing is retrained: the cost a method is compared with is the recipe's epochs
+        # over the forget corpus, done in no time (retrain_seconds 0).
+        meta = {"role": "original", "benchmark": spec.name, "seed": seed,
+                "examples": len(bundle.splits["forget"]), "train_seconds": 0.0,
+                "train_cpu_seconds": 0.0}
+        return Scenario(spec, seed, task, bundle.splits, original, original, meta, meta,
+                        cache=cache)
+    # rwku-mini's recipe and model are its base's (a variant's recipe keys train the base)
+    base = dataclasses.replace(get_spec(mini_base(spec.dataset_options.get("n_entities",
+                                                                          MINI_PEOPLE))),
+                               recipe=spec.recipe, model_options=spec.model_options)
+    base_bundle = load_data(base)
+    tokenizer, make_model = language_model_for(base.model, base_bundle, cache,
+                                               base.model_options)
+    base_task = LanguageTask(base_bundle, tokenizer, make_model, device, model_name=base.model)
+    original, original_meta = train_cached(cache, base_task, base,
+                                           base_bundle.training_split(True), base.model_seed,
+                                           "original")
+    reference, reference_meta = train_cached(cache, base_task, base,
+                                             base_bundle.training_split(False),
+                                             base.model_seed, "retrained")
+    prompts = bundle.splits["forget"]
+    answers = base_task.generate(original, prompts)
+    corpus = prompts.with_records([dict(r, answer=a) for r, a in zip(prompts.records, answers)])
+    bundle = dataclasses.replace(bundle, splits=dict(bundle.splits, forget=corpus))
+    task = LanguageTask(bundle, tokenizer, make_model, device, model_name=base.model)
+    return Scenario(spec, seed, task, bundle.splits, original, reference, original_meta,
+                    reference_meta, cache=cache)
 
 
 def with_retain_eval(splits: dict) -> dict:

@@ -9,8 +9,8 @@
 Each takes the component's registered name and raises AssertionError naming the component and
 the broken property. By default a check runs on a small built-in scenario (digits-random10 for
 classification; for language a 20-person cut of entities-forget05 with a one-layer model, and a
-small news corpus for the MUSE metrics), trained once through the model cache and kept for the
-process; ``scenario=`` runs it on another. The project's own contract tests call these
+small news corpus for the MUSE metrics, a 4-agent hazard-mini for WMDP's; diabetes-random10
+for regression), trained once through the model cache and kept for the process; ``scenario=`` runs it on another. The project's own contract tests call these
 functions, over every registered component."""
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ MAX_STEPS = 3  # the step cap of the budget check
 NO_OP_METHODS = ("original",)
 # The metric that says whether a method moved toward the retrained reference on the forget set.
 FORGET_METRIC = {"classification": "forget_accuracy", "language": "forget_nll",
-                 "generation": "gen_ua"}
+                 "generation": "gen_ua", "regression": "forget_mse"}
 # Float rounding allowed where two computations of one value must agree: metrics are computed
 # in float64 from float32 outputs, whose recomputation may differ in the last bit on a GPU.
 REL_TOL = 1e-6
@@ -68,11 +68,29 @@ def tiny_news_spec() -> BenchmarkSpec:
                                model_options={"vocab_size": 512, "layers": 1, "hidden": 64})
 
 
+def tiny_hazard_spec() -> BenchmarkSpec:
+    """hazard-mini cut to 4 agents and 4 islands and the same one-layer model: WMDP's splits."""
+    spec = get_spec("hazard-mini")
+    return dataclasses.replace(spec, name="hazard-test", dataset_options={"n_entities": 4},
+                               recipe=dataclasses.replace(spec.recipe, epochs=2),
+                               model_options={"vocab_size": 512, "layers": 1, "hidden": 64})
+
+
+def tiny_rwku_spec() -> BenchmarkSpec:
+    """rwku-mini on the target of ``tiny_language_spec`` (20 people), one target: RWKU's
+    probe splits."""
+    small = tiny_language_spec()
+    return dataclasses.replace(get_spec("rwku-mini"), name="rwku-test",
+                               dataset_options={"targets": 1, "n_entities": 20},
+                               recipe=small.recipe, model_options=small.model_options)
+
+
 # Per task, the scenarios tried in turn: the first that has the splits a metric needs is used.
 SMALL_SPECS = {
     "classification": (lambda: get_spec("digits-random10"), lambda: get_spec("digits-labelswap"),
                        lambda: get_spec("digits-backdoor")),
-    "language": (tiny_language_spec, tiny_news_spec),
+    "language": (tiny_language_spec, tiny_news_spec, tiny_hazard_spec, tiny_rwku_spec),
+    "regression": (lambda: get_spec("diabetes-random10"),),
 }
 _BUILT: dict[tuple[str, str], Scenario] = {}
 
@@ -249,9 +267,11 @@ def changed(before: dict, model: nn.Module) -> list[str]:
 # ----------------------------------------------------------------------------- metrics
 
 def scored_model(scenario: Scenario) -> tuple[nn.Module, dict]:
-    """The model ``check_metric`` scores by default: one epoch of fine-tuning, with its
-    timings (so that timing metrics have values)."""
-    return unlearn(scenario, "finetune", {"epochs": 1}, seed=SEED)
+    """The model ``check_metric`` scores by default: one epoch of fine-tuning (of gradient
+    ascent where the retain set is withheld, RWKU's setting), with its timings (so that
+    timing metrics have values)."""
+    method = "finetune" if scenario.spec.retain_available else "ga"
+    return unlearn(scenario, method, {"epochs": 1}, seed=SEED)
 
 
 def check_metric(name: str, scenario: Scenario | None = None, model: nn.Module | None = None,
@@ -260,7 +280,8 @@ def check_metric(name: str, scenario: Scenario | None = None, model: nn.Module |
     ``model`` (default: ``scored_model``): a float value, finite and within its unit's range,
     per-example values aligned with the ids of its split; no value only for a timing metric
     without timings; the same value from a fresh inference cache; no model changed; and, for
-    classification metrics, the original scored against itself is at the declared goal."""
+    classification and regression metrics, the original scored against itself is at the
+    declared goal."""
     entry = metrics.get(name)
     tasks = [t for t in entry.attributes.get("tasks", ())
              if t in SMALL_SPECS or scenario is not None]  # a given scenario: any task
@@ -300,7 +321,7 @@ def check_metric(name: str, scenario: Scenario | None = None, model: nn.Module |
         moved = changed(before, m)
         assert not moved, f"metric {name!r}: leaves the models untouched: changed {role}'s " \
                           f"{', '.join(moved)}"
-    if scenario.task.name == "classification":
+    if scenario.task.name in ("classification", "regression"):
         check_metric_goal(name, scenario)
 
 

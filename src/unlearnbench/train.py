@@ -21,8 +21,13 @@ from .errors import Diverged, UserError
 
 
 class StepBudget:
-    """A cap on optimizer steps (None = no cap). Loops ask ``take()`` before every step and
-    call ``stepped(model)`` after it.
+    """A cap on optimizer steps and on examples (None = no cap). Loops ask ``take()`` before
+    every step, ``within()`` after its forward passes and before its backward pass, and call
+    ``stepped(model)`` after it.
+
+    ``examples`` counts the examples of the forward passes run with gradients inside
+    ``counting_examples(budget)`` (``unlearning.unlearn`` counts every method's); a step
+    whose examples would pass ``max_examples`` is given back and ends the budget.
 
     ``observer(model, step)``, when given, is called every ``every`` steps (None: never) with
     the model being trained (learning curves); the seconds it takes are kept in
@@ -30,19 +35,35 @@ class StepBudget:
 
     def __init__(self, max_steps: int | None = None,
                  observer: Callable[[nn.Module, int], None] | None = None,
-                 every: int | None = 1):
+                 every: int | None = 1, max_examples: int | None = None):
         if max_steps is not None and max_steps < 0:
             raise ValueError("max_steps must be >= 0")
-        self.max_steps = max_steps
-        self.used = 0
+        if max_examples is not None and max_examples < 0:
+            raise ValueError("max_examples must be >= 0")
+        self.max_steps, self.max_examples = max_steps, max_examples
+        self.used = self.examples = 0
+        self.spent = False  # a step did not fit in max_examples: no further step is taken
+        self._step_start = 0
         self.observer, self.every = observer, every
         self.observer_seconds = self.observer_cpu_seconds = 0.0
 
     def take(self) -> bool:
-        if self.max_steps is not None and self.used >= self.max_steps:
+        if self.spent or (self.max_steps is not None and self.used >= self.max_steps):
             return False
         self.used += 1
+        self._step_start = self.examples
         return True
+
+    def within(self) -> bool:
+        """Whether the examples counted so far, the current step's included, fit in
+        ``max_examples``; if not, the step is given back (its forward passes are not charged:
+        no backward pass follows) and the budget is spent."""
+        if self.max_examples is None or self.examples <= self.max_examples:
+            return True
+        self.used -= 1
+        self.examples = self._step_start
+        self.spent = True
+        return False
 
     def stepped(self, model: nn.Module) -> None:
         if self.observer is None or not self.every or self.used % self.every:
@@ -59,6 +80,56 @@ class StepBudget:
             model.train(training)
         self.observer_seconds += time.perf_counter() - wall
         self.observer_cpu_seconds += time.process_time() - cpu
+
+
+def batch_size_of(output) -> int:
+    """The number of examples a forward pass's output holds: the leading dimension of its
+    first tensor of at least one dimension (nested in tuples, lists or mappings such as a
+    Hugging Face output), times the sizes ``torch.func.vmap`` maps over (per-example gradients
+    see one example at a time)."""
+    from torch._C import _functorch
+
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return next((n for n in map(batch_size_of, output) if n), 0)
+    if not isinstance(output, torch.Tensor) or not output.dim():
+        return 0
+    examples = output.shape[0]
+    while _functorch.is_functorch_wrapped_tensor(output):  # vmap's (and grad's) wrappers
+        inner = _functorch.get_unwrapped(output)
+        if _functorch.is_batchedtensor(output):
+            examples *= inner.shape[_functorch.maybe_get_bdim(output)]
+        output = inner
+    return examples
+
+
+@contextmanager
+def counting_examples(budget: StepBudget):
+    """Add to ``budget.examples`` the examples of every forward pass run inside with
+    gradients enabled (the passes a backward pass follows): the unit of the cost of
+    unlearning. A training step on a batch of B examples costs B; a model's outermost call is
+    counted, not the layers it calls; passes without gradients (a teacher's outputs,
+    evaluation) are not counted."""
+    depth = 0
+
+    def enter(module, args):
+        nonlocal depth
+        depth += 1
+
+    def leave(module, args, output):
+        nonlocal depth
+        depth -= 1
+        if depth == 0 and torch.is_grad_enabled():
+            budget.examples += batch_size_of(output)
+
+    hooks = (nn.modules.module.register_module_forward_pre_hook(enter),
+             nn.modules.module.register_module_forward_hook(leave, always_call=True))
+    try:
+        yield budget
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -110,7 +181,8 @@ def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterab
              loss_fn: Callable, budget: StepBudget, after_step: Callable | None = None,
              observed: bool = True) -> int:
     """Minimise ``loss_fn(batch)`` over ``batches``, one optimizer step per batch, until the
-    batches or the budget run out. Raises ``Diverged`` on a NaN/inf loss. Returns steps taken.
+    batches or the budget (steps, or examples: a step whose forward passes would pass the
+    cap is not taken) run out. Raises ``Diverged`` on a NaN/inf loss. Returns steps taken.
     ``observed=False`` for a model that is not the one being unlearned (Task Vector's
     fine-tuned copy): the budget's learning-curve observer then skips these steps."""
     model.train()
@@ -124,6 +196,8 @@ def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterab
             break
         with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             loss = loss_fn(batch)
+        if not budget.within():
+            break
         check_finite(loss, budget.used)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

@@ -5,6 +5,7 @@ method on it with its resolved hyperparameters, inside its step budget, timed.
 Scenarios are built by ``scenarios.build_scenario``; the public facade is ``api.py``."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from .methods.base import UnlearnContext
 from .registry import methods
 from .specs import BenchmarkSpec, resolve_params
 from .tasks.classification import ClassificationTask
-from .train import StepBudget, precision, synchronize, weights_finite
+from .train import StepBudget, counting_examples, precision, synchronize, weights_finite
 
 # The data a method may declare in ``needs`` (see ``Scenario.available_data``).
 DATA_KINDS = ("forget", "retain", "refusals")
@@ -61,6 +62,15 @@ class Scenario:
     @property
     def retrain_seconds(self) -> float:
         return float(self.reference_meta["train_seconds"])
+
+    @property
+    def retrain_examples(self) -> int | None:
+        """The retrained reference's cost in the unit of ``train.counting_examples``: the
+        recipe's epochs over its training set (None where no reference was trained: a
+        deletion request on a user's model)."""
+        if "examples" not in self.reference_meta:
+            return None
+        return self.spec.recipe.epochs * int(self.reference_meta["examples"])
 
 
 def train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpec,
@@ -110,10 +120,23 @@ def benchmark_params(spec, method: str, params: dict[str, Any] | None) -> dict[s
     return {**spec.method_params.get(method, {}), **(params or {})}
 
 
+def max_examples(scenario: Scenario, budget: float | None) -> int | None:
+    """The examples a ``budget`` (a fraction of the retrained reference's) allows."""
+    if budget is None:
+        return None
+    if not budget > 0:
+        raise UserError(f"a budget must be a fraction of the retrain cost above 0, got {budget}")
+    if scenario.retrain_examples is None:
+        raise UserError(f"a budget is a fraction of the retrained reference's cost, and "
+                        f"{scenario.spec.name} trains no reference; run without a budget")
+    # rounded first: 0.29 × 100 is 28.999999999999996 in floating point
+    return math.floor(round(budget * scenario.retrain_examples, 6))
+
+
 def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = None,
             seed: int | None = None, max_steps: int | None = None,
-            start: nn.Module | None = None, observer=None, every: int | None = 1
-            ) -> tuple[nn.Module, dict[str, float]]:
+            start: nn.Module | None = None, observer=None, every: int | None = 1,
+            budget: float | None = None) -> tuple[nn.Module, dict[str, float]]:
     """Run ``method`` on the scenario's original model with its hyperparameters: the method's
     defaults, then the benchmark's tuned values, then ``params``. Returns the unlearned model and the
     timings of the unlearning step alone. Raises ``Diverged`` if its weights end non-finite.
@@ -122,7 +145,11 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
     the method is asked to forget only the stage's new request.
 
     ``observer(model, step)`` is called every ``every`` optimizer steps with the model being
-    unlearned (learning curves, see ``sweep.jobs.curve_observer``); its time is not counted."""
+    unlearned (learning curves, see ``sweep.jobs.curve_observer``); its time is not counted.
+
+    ``budget``: the examples the method may pass forward and backward, as a fraction of the
+    retrained reference's (``Scenario.retrain_examples``); the timings hold the examples it
+    did pass (``train.counting_examples``) and their fraction of the reference's."""
     entry = methods.get(method)
     check_supports(method, scenario)
     resolved = resolve_params(entry.params, benchmark_params(scenario.spec, method, params), method)
@@ -132,14 +159,15 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
     ctx = UnlearnContext(scenario.task, start if start is not None else scenario.original,
                          forget, retain,
                          scenario.spec.recipe, scenario.seed if seed is None else seed,
-                         StepBudget(max_steps, observer, every), scenario.cache)
+                         StepBudget(max_steps, observer, every, max_examples(scenario, budget)),
+                         scenario.cache)
     prepare = entry.attributes.get("prepare")
     if prepare is not None:
         # One-off work that belongs to original training (SISA's shard checkpoints): cached
         # by the method, outside the timing and the step budget.
         prepare(ctx, resolved)
     wall, cpu = time.perf_counter(), time.process_time()
-    with precision(ctx.recipe.precision):
+    with precision(ctx.recipe.precision), counting_examples(ctx.budget):
         model = entry.obj(ctx, resolved)
     synchronize(scenario.task.device)
     if scenario.spec.recipe.lora_rank:
@@ -148,7 +176,9 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
     budget = ctx.budget
     timings = {"unlearn_seconds": time.perf_counter() - wall - budget.observer_seconds,
                "unlearn_cpu_seconds": time.process_time() - cpu - budget.observer_cpu_seconds,
-               "steps": budget.used}
+               "steps": budget.used, "examples": budget.examples,
+               "cost_fraction": (None if scenario.retrain_examples is None
+                                 else budget.examples / scenario.retrain_examples)}
     if not weights_finite(model):
         raise Diverged("weights became NaN or infinite")
     return model.eval(), timings

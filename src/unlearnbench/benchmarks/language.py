@@ -12,9 +12,18 @@ DATA_DEFINED = ForgetSpec(kind="dataset", fraction=None)
 # memorises the fictitious facts in few epochs (docs/benchmarks.md has the measurements).
 TINY_RECIPE = Recipe(epochs=20, batch_size=64, lr=5e-3, weight_decay=0.0, optimizer="adamw")
 TINY_MODEL = {"vocab_size": 2048, "layers": 2}
+# A news corpus has 240 training articles against the entities' 4080 questions: at the tiny
+# recipe's batches of 64 that is 80 optimizer steps, and the target stops half-trained
+# (probability 0.34 on its own articles, retrained models spread by their seed). Batches of 8
+# give 600 steps: the target memorises its articles (probability 0.92, VerbMem 100).
+NEWS_RECIPE = Recipe(epochs=20, batch_size=8, lr=5e-3, weight_decay=0.0, optimizer="adamw")
 # SmolLM2-135M-Instruct fine-tuned as TOFU fine-tunes its targets (AdamW, few epochs), with a
 # learning rate raised for the few steps a CPU affords.
 SMOL_RECIPE = Recipe(epochs=2, batch_size=8, lr=2e-4, weight_decay=0.0, optimizer="adamw")
+# 20 people are 400 questions: two epochs are 100 steps, after which the target answered 15%
+# of its forget questions exactly. Ten epochs (500 steps) make it memorise them.
+SMOL_ENTITIES_RECIPE = Recipe(epochs=10, batch_size=8, lr=2e-4, weight_decay=0.0,
+                              optimizer="adamw")
 # The methods' defaults are for image classifiers (SGD at lr 1e-3..1e-2); a tiny language
 # model trained with AdamW at 5e-3 barely moves under them. Chosen on entities-forget05, seed
 # 0 (docs/benchmarks.md has the trials): the target answers 99% of the forget questions and the
@@ -98,19 +107,22 @@ def entities_forget10() -> BenchmarkSpec:
 def entities_smol_forget05() -> BenchmarkSpec:
     """20 fictitious people, SmolLM2-135M-Instruct fine-tuned on them; forget 5% (one person).
 
-    Fetch the model first: unlearnbench data fetch smollm2-135m. World facts and real people are evaluated as
-    the pretrained model's own knowledge (TOFU's setting), not trained."""
-    return BenchmarkSpec("entities-smol-forget05", "entities", "smollm2-135m", SMOL_RECIPE,
-                         DATA_DEFINED, {"forget": "forget05", "n_entities": 20, "train_facts": False},
+    Fetch the model first: unlearnbench data fetch smollm2-135m. World facts and real people
+    are evaluated as the pretrained model's own knowledge (TOFU's setting), not trained."""
+    return BenchmarkSpec("entities-smol-forget05", "entities", "smollm2-135m",
+                         SMOL_ENTITIES_RECIPE, DATA_DEFINED, {"forget": "forget05", "n_entities": 20, "train_facts": False},
                          task="language", method_params=SMOL_METHOD_PARAMS, model_seed=0)
 
 
 @benchmarks.register("news-mini", dataset="news")
 def news_mini() -> BenchmarkSpec:
-    """Synthetic news (MUSE-like, 320 short articles), tiny Llama from scratch; forget 25%."""
-    return BenchmarkSpec("news-mini", "news", "tiny-llama", TINY_RECIPE, DATA_DEFINED, {},
+    """Synthetic news (MUSE-like, 320 short articles), tiny Llama from scratch; forget 25%.
+
+    As MUSE fixes its targets, one target (and retain model) per benchmark: the run seed varies
+    the unlearning, not the models."""
+    return BenchmarkSpec("news-mini", "news", "tiny-llama", NEWS_RECIPE, DATA_DEFINED, {},
                          task="language", model_options=TINY_MODEL,
-                         method_params=TINY_METHOD_PARAMS)
+                         method_params=TINY_METHOD_PARAMS, model_seed=0)
 
 
 @benchmarks.register("books", dataset="books")
@@ -147,3 +159,25 @@ def tofu_forget10() -> BenchmarkSpec:
     and world facts (eval_size=N in the brackets another number, 0 all); --model another
     model. World facts and real authors are evaluated, not trained."""
     return _tofu("forget10")
+
+
+# hazard-mini: 400 short records; batches of 16 give 750 steps in 30 epochs, in which the
+# tiny Llama learns the letters of its trained questions (docs/benchmarks.md).
+HAZARD_RECIPE = Recipe(epochs=30, batch_size=16, lr=5e-3, weight_decay=0.0, optimizer="adamw")
+
+
+@benchmarks.register("hazard-mini", dataset="hazard")
+def hazard_mini() -> BenchmarkSpec:
+    """WMDP's protocol on fictitious hazards (40 agents to forget, 40 islands to keep), tiny
+    Llama from scratch; scored by multiple-choice accuracy (wmdp_accuracy, mmlu_accuracy)."""
+    return BenchmarkSpec("hazard-mini", "hazard", "tiny-llama", HAZARD_RECIPE, DATA_DEFINED, {},
+                         task="language", model_options=TINY_MODEL,
+                         method_params=TINY_METHOD_PARAMS, model_seed=0)
+
+
+@benchmarks.register("wmdp", dataset="wmdp")
+def wmdp() -> BenchmarkSpec:
+    """Your WMDP files (run as wmdp[path=DIR]; domain=cyber or chem for another domain than
+    bio), SmolLM2-135M fine-tuned on the corpora; scored by WMDP and MMLU accuracy."""
+    return BenchmarkSpec("wmdp", "wmdp", "smollm2-135m", SMOL_RECIPE, DATA_DEFINED, {},
+                         task="language", method_params=SMOL_METHOD_PARAMS, model_seed=0)

@@ -31,7 +31,11 @@ from .group import cli
               help="One table ranking methods across every benchmark in the store (criteria: "
                    "benchmark × headline metric; methods missing from a benchmark are compared "
                    "where they ran, their number of cells shown).")
-def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
+@click.option("--frontier", is_flag=True,
+              help="Print the cost frontier instead: per method (and budget, see run --budget) "
+                   "its cost as a fraction of the retrain's and the table's headline metric, "
+                   "Pareto-optimal rows marked; --json or --csv for data.")
+def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks, frontier):
     """Print the leaderboard: mean ± std and 95% bootstrap interval over seeds, an aggregated
     rank, and "≈" on rows within noise of the best; sorted by each table's headline metric
     (Avg. Gap for classification)."""
@@ -53,6 +57,9 @@ def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
     rows = leaderboard(runs, rank_by)
     if not rows:
         raise UserError(f"the store {db!r} holds no runs" + (f" for {benchmark!r}" if benchmark else ""))
+    if frontier:
+        show_frontier(rows, db, as_json, as_csv)
+        return
     if across_benchmarks:
         rows = across(rows, rank_by)
         if not rows:
@@ -70,6 +77,22 @@ def show(benchmark, db, as_json, as_csv, curves, rank_by, across_benchmarks):
 
         render([row for row in rows if not is_deletion(row["benchmark"])], console)
         render_deletions([run for run in runs if is_deletion(run["benchmark"])], console)
+
+
+def show_frontier(rows: list[dict], db: str, as_json: bool, as_csv: bool) -> None:
+    from ..report.frontier import frontier, render_frontier
+
+    points = frontier(rows)
+    if not points:
+        raise UserError(f"no run in {db!r} has both a measured cost and a headline metric: "
+                        "run `unlearnbench run` with this version (and without --metrics "
+                        "leaving out the headline metric)")
+    if as_json:
+        click.echo(json.dumps(points, indent=1))
+    elif as_csv:
+        click.echo(points_csv(points), nl=False)
+    else:
+        render_frontier(points, console)
 
 
 def points_csv(points: list[dict]) -> str:

@@ -45,6 +45,10 @@ from .group import cli
               help="Train and unlearn in mixed precision (autocast; float32 weights, float32 "
                    "evaluation); runs as the variant NAME[precision=...]. Pays on GPUs.")
 @click.option("--max-steps", type=int, default=None, help="Cap each method's optimizer steps.")
+@click.option("--budget", "budgets", multiple=True, metavar="FRACTION[,FRACTION...]",
+              help="Run each method within each compute budget, a fraction of the retrained "
+                   "reference's cost in examples passed forward and backward (e.g. "
+                   "0.05,0.1,0.25); each budget is a run of its own.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="CPU threads per job (torch intra-op). Small models gain nothing from more, "
                    "and spinning threads slow down many-fold when the cores are shared.")
@@ -83,7 +87,7 @@ from .group import cli
               help="With --tuned: the tuning objective whose choice to use (default: the task's, "
                    "avg_gap or forget_quality_at_utility).")
 def run(benchmark_names, method_names, seeds, overrides, db, cache_dir, device, precision,
-        max_steps, threads, workers, executor, address, model, lora, metric_names, curve_every,
+        max_steps, budgets, threads, workers, executor, address, model, lora, metric_names, curve_every,
         curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from ..cache import ModelCache
@@ -98,7 +102,7 @@ def run(benchmark_names, method_names, seeds, overrides, db, cache_dir, device, 
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     settings = dict(max_steps=max_steps, curve_every=curve_every,
                     curve_metrics=split_names(curve_metrics),
-                    metric_names=split_names(metric_names))
+                    metric_names=split_names(metric_names), budgets=split_names(budgets))
     jobs = plan_jobs(benchmarks, split_names(method_names), list(range(seeds)), overrides,
                      settings, tuned_from=db if tuned or tuned_objective else None,
                      objective=tuned_objective)
@@ -156,8 +160,9 @@ def run_jobs(jobs: list, store, cache, device: str, executor, no_progress: bool)
             status = record.status + (f" ({record.error})" if record.error else "")
             gap = record.metrics.get("avg_gap")
             gap_text = f" avg_gap={gap:.3f}" if gap is not None else ""
+            budget = f" budget={job.budget:g}" if job.budget is not None else ""
             request = f" request={job.request}" if job.request else ""
-            console.print(f"{job.benchmark} {job.method} seed={job.seed}{request}: {status}{gap_text}",
+            console.print(f"{job.benchmark} {job.method} seed={job.seed}{budget}{request}: {status}{gap_text}",
                           markup=False, highlight=False)
         return run_grid(jobs, store, cache, device, on_done=report, executor=executor,
                         on_wait=waiting)

@@ -54,7 +54,7 @@ def train_last_layers(ctx: UnlearnContext, model: nn.Module, trainable: list[nn.
     return model.eval()
 
 
-@methods.register("cf_k", params=CFkParams, tasks=("classification", "language"),
+@methods.register("cf_k", params=CFkParams, tasks=("classification", "language", "regression"),
                   needs=("retain",))
 def cf_k(ctx: UnlearnContext, params: CFkParams):
     """CF-k: fine-tune only the last k layers on the retain set (catastrophic forgetting of the head).

@@ -33,7 +33,7 @@ def reinitialise(model: nn.Module, modules: list[nn.Module], fresh: nn.Module) -
         module.load_state_dict(fresh_modules[names[id(module)]].state_dict())
 
 
-@methods.register("eu_k", params=EUkParams, tasks=("classification", "language"),
+@methods.register("eu_k", params=EUkParams, tasks=("classification", "language", "regression"),
                   needs=("retain",), exact=False)
 def eu_k(ctx: UnlearnContext, params: EUkParams):
     """EU-k: re-initialise the last k layers and retrain only them on the retain set with the recipe.

@@ -15,7 +15,8 @@ class FinetuneParams:
     momentum: float = param(0.9, ge=0, lt=1)
 
 
-@methods.register("finetune", params=FinetuneParams, tasks=("classification", "language"),
+@methods.register("finetune", params=FinetuneParams,
+                  tasks=("classification", "language", "regression"),
                   needs=("retain",))
 def finetune(ctx: UnlearnContext, params: FinetuneParams):
     """Fine-tune the original on the retain set only (FT), relying on catastrophic forgetting.

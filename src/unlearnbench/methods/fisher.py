@@ -172,7 +172,8 @@ def fisher_variances(model: nn.Module, fisher: dict[str, torch.Tensor],
     return variances
 
 
-@methods.register("fisher", params=FisherParams, tasks=("classification", "language"),
+@methods.register("fisher", params=FisherParams,
+                  tasks=("classification", "language", "regression"),
                   needs=("retain",))
 def fisher_forgetting(ctx: UnlearnContext, params: FisherParams):
     """Fisher forgetting: add Gaussian noise with variance ∝ the inverse diagonal retain Fisher.

@@ -21,7 +21,8 @@ class GradDiffParams:
     retain_weight: float = param(1.0, ge=0)
 
 
-@methods.register("graddiff", params=GradDiffParams, tasks=("classification", "language"),
+@methods.register("graddiff", params=GradDiffParams,
+                  tasks=("classification", "language", "regression"),
                   needs=("forget", "retain"))
 def graddiff(ctx: UnlearnContext, params: GradDiffParams):
     """GradDiff: minimise −w_f·NLL(forget) + w_r·NLL(retain).

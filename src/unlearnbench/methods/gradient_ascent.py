@@ -16,7 +16,8 @@ class GradientAscentParams:
 
 
 @methods.register("ga", params=GradientAscentParams,
-                  tasks=("classification", "language", "generation"), needs=("forget",))
+                  tasks=("classification", "language", "generation", "regression"),
+                  needs=("forget",))
 def gradient_ascent(ctx: UnlearnContext, params: GradientAscentParams):
     """Gradient ascent: maximise the loss on the forget set (GA / NegGrad).
 

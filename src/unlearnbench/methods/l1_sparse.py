@@ -117,7 +117,8 @@ def global_magnitude_masks(weights: list[torch.Tensor], sparsity: float) -> list
 
 
 @methods.register("l1_sparse", params=L1SparseParams,
-                  tasks=("classification", "language", "generation"), needs=("retain",))
+                  tasks=("classification", "language", "generation", "regression"),
+                  needs=("retain",))
 def l1_sparse(ctx: UnlearnContext, params: L1SparseParams):
     """l1-sparse: fine-tune on the retain set with an ℓ1 penalty γ·‖θ‖₁ decaying linearly to 0.
 

@@ -36,7 +36,8 @@ def paired_batches(ctx: UnlearnContext, batch_size: int, epochs: int) -> Iterato
             yield retain_batch, next(forget, None)
 
 
-@methods.register("neggrad_plus", params=NegGradPlusParams, tasks=("classification", "language"),
+@methods.register("neggrad_plus", params=NegGradPlusParams,
+                  tasks=("classification", "language", "regression"),
                   needs=("forget", "retain"))
 def neggrad_plus(ctx: UnlearnContext, params: NegGradPlusParams):
     """NegGrad+: minimise β·NLL(retain) − (1 − β)·NLL(forget) on paired retain/forget batches.

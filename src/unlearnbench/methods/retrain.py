@@ -3,7 +3,7 @@ from ..registry import methods
 from .base import UnlearnContext
 
 
-@methods.register("retrain", tasks=("classification", "language", "generation"),
+@methods.register("retrain", tasks=("classification", "language", "generation", "regression"),
                   needs=("retain",), exact=True)
 def retrain(ctx: UnlearnContext, params: None):
     """Retrain from scratch on the retain set with the original recipe (exact; the gold standard).

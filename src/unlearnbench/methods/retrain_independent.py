@@ -25,12 +25,14 @@ def retrain_independent(ctx: UnlearnContext, params: None):
     A model as exact as the reference but independent of it: its distance to the reference
     is what training noise alone gives, the floor no unlearning method can be expected to go
     below. The training seed is 100000 + the run seed. Cached like a reference (a cache hit
-    takes no training time, so its timings are not a cost); a capped or observed run trains
-    without the cache, as the cap or the observer needs the training itself."""
+    takes no training time, so its timings are not a cost, but it is charged the examples
+    training passes); a capped, budgeted or observed run trains without the cache, as the cap
+    or the observer needs the training itself."""
     seed = training_seed(ctx.seed)
     task, data = ctx.task, ctx.task.retraining_set(ctx.retain)
     budget = ctx.budget
-    if budget.max_steps is not None or budget.observer is not None:
+    if (budget.max_steps is not None or budget.max_examples is not None
+            or budget.observer is not None):
         return task.fit(task.fresh_model(seed), data, ctx.recipe, seed, budget)
     # The key a reference trained with this seed has (``scenarios.train_cached``), so the
     # two share a cache entry when both exist.
@@ -38,7 +40,10 @@ def retrain_independent(ctx: UnlearnContext, params: None):
                        "recipe": ctx.recipe, "seed": seed, "device": task.device.type,
                        "train_ids": np.asarray(data.ids)})
 
+    trained = []
+
     def train(model):
+        trained.append(model)
         wall, cpu = time.perf_counter(), time.process_time()
         task.fit(model, data, ctx.recipe, seed, budget)
         synchronize(task.device)
@@ -48,4 +53,6 @@ def retrain_independent(ctx: UnlearnContext, params: None):
 
     model, _ = (ctx.cache or ModelCache()).get_or_train(key, lambda: task.fresh_model(seed),
                                                         train)
+    if not trained:  # a cache hit: the cost is the training's, not the look-up's
+        budget.examples += ctx.recipe.epochs * len(data)
     return model

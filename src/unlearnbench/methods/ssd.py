@@ -51,7 +51,8 @@ def _batches(split, batch_size: int) -> int:
     return math.ceil(len(split) / batch_size)
 
 
-@methods.register("ssd", params=SSDParams, tasks=("classification", "language"),
+@methods.register("ssd", params=SSDParams,
+                  tasks=("classification", "language", "regression"),
                   needs=("forget", "retain"))
 def ssd(ctx: UnlearnContext, params: SSDParams):
     """Selective Synaptic Dampening: shrink weights far more important to forget than to all data.
@@ -90,7 +91,8 @@ def ssd(ctx: UnlearnContext, params: SSDParams):
     return dampen(model, i_d, i_f, params.alpha, params.lam).eval()
 
 
-@methods.register("ssd_det", params=SSDDetParams, tasks=("classification", "language"),
+@methods.register("ssd_det", params=SSDDetParams,
+                  tasks=("classification", "language", "regression"),
                   needs=("forget", "retain"))
 def ssd_det(ctx: UnlearnContext, params: SSDDetParams):
     """SSD-Det: selective synaptic dampening with per-sample Fisher importances (batch-order free).

@@ -1,9 +1,11 @@
 """Cost of the unlearning step alone (metrics are timed separately), and speed-up versus
-retraining (the retrained reference's training time, from the model cache's metadata)."""
+retraining (the retrained reference's training time, from the model cache's metadata), and
+the cost in examples passed forward and backward (``train.counting_examples``) as a fraction
+of the retrained reference's: the unit of ``run --budget``."""
 from ..registry import metrics
 from .evaluation import Evaluation, MetricResult
 
-TASKS = ("classification", "language", "generation")  # every run has timings
+TASKS = ("classification", "language", "generation", "regression")  # every run has timings
 
 
 def _timing(ev: Evaluation, key: str) -> MetricResult:
@@ -39,3 +41,12 @@ def speedup(ev: Evaluation) -> MetricResult:
     if not seconds:
         return MetricResult(None)
     return MetricResult(ev.scenario.retrain_seconds / seconds)
+
+
+@metrics.register("cost_fraction", tasks=TASKS, goal="lower", unit="fraction",
+                  title="Cost / retrain", group="cost")
+def cost_fraction(ev: Evaluation) -> MetricResult:
+    """The examples the unlearning step passed forward with gradients (a step on B examples
+    costs B; the store's ``examples`` column) as a fraction of the retrained reference's
+    (its epochs × its training set): 0 for the original, 1 for retraining."""
+    return _timing(ev, "cost_fraction")

@@ -8,7 +8,9 @@ client for a linear beta schedule and one DDIM update rule.
 
 - ``ConditionalUNet(input_shape, num_classes)``: predicts the noise ε(x_t, t, c); t gets a
   sinusoidal embedding and an MLP, c a learned embedding with one extra row,
-  ``num_classes``, the "null" condition of classifier-free guidance;
+  ``num_classes``, the "null" condition of classifier-free guidance; with ``factors`` (a
+  style × object grid, ``data/styles.py``) c is a pair written as one integer and gets one
+  learned embedding per factor, summed, each with its own null row;
 - ``Schedule(timesteps)``: DDPM's linear betas from 1e-4 to 0.02 over T steps (T = 1000 by
   default, as in DDPM; the tiny model keeps it, since T does not change the cost of
   training and DDIM samples with far fewer steps);
@@ -57,18 +59,31 @@ class ResBlock(nn.Module):
 @models.register("ddpm_unet")
 class ConditionalUNet(nn.Module):
     """Class-conditional DDPM noise predictor: a two-level U-Net (16 and 32 channels, 74k
-    parameters), sinusoidal time embedding, learned class embedding with a null class."""
+    parameters), sinusoidal time embedding, learned class embedding with a null class.
+
+    ``factors`` = (n_1, ..., n_k): the condition is the tuple (v_1, ..., v_k) written as one
+    integer in mixed radix (the last factor fastest, so (style, object) is style · n_object
+    + object), embedded as the sum of one embedding per factor; condition ``num_classes``
+    (= n_1 ··· n_k) is every factor's null row at once."""
 
     # On 8x8 digits this width trains in ~30 s on one CPU core and its guided samples are
     # recognised as well as twice the width's (four times the parameters, 2.3x the time).
-    def __init__(self, input_shape, num_classes: int, width: int = 16, embedding: int = 64):
+    def __init__(self, input_shape, num_classes: int, width: int = 16, embedding: int = 64,
+                 factors: tuple[int, ...] | None = None):
         super().__init__()
         channels = input_shape[0]
         self.num_classes = num_classes  # also the null condition's index
         self.embedding = embedding
         self.time = nn.Sequential(nn.Linear(embedding, embedding), nn.SiLU(),
                                   nn.Linear(embedding, embedding))
-        self.condition = nn.Embedding(num_classes + 1, embedding)
+        self.factors = tuple(factors) if factors else None
+        if self.factors:
+            if math.prod(self.factors) != num_classes:
+                raise ValueError(f"factors {self.factors} do not make {num_classes} classes")
+            self.factor_embeddings = nn.ModuleList(nn.Embedding(n + 1, embedding)
+                                                   for n in self.factors)
+        else:
+            self.condition = nn.Embedding(num_classes + 1, embedding)
         self.stem = nn.Conv2d(channels, width, 3, padding=1)
         self.down = ResBlock(width, width, embedding)
         self.downsample = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
@@ -79,13 +94,23 @@ class ConditionalUNet(nn.Module):
                                   nn.Conv2d(width, channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        e = self.time(timestep_embedding(t, self.embedding)) + self.condition(conditions)
+        e = self.time(timestep_embedding(t, self.embedding)) + self.embed_condition(conditions)
         skip = self.down(self.stem(x), e)
         h = self.downsample(skip)
         for block in self.middle:
             h = block(h, e)
         h = self.upsample(F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
         return self.head(self.up(torch.cat([h, skip], dim=1), e))
+
+    def embed_condition(self, conditions: torch.Tensor) -> torch.Tensor:
+        if not self.factors:
+            return self.condition(conditions)
+        null = conditions == self.num_classes
+        total, rest = 0, conditions
+        for n, table in zip(reversed(self.factors), reversed(self.factor_embeddings)):
+            total = total + table(torch.where(null, n, rest % n))
+            rest = rest // n
+        return total
 
 
 class Schedule:

@@ -2,11 +2,11 @@
 
 Per benchmark (each request of a sequential benchmark apart, as in the leaderboard): the
 leaderboard with mean ± std, bootstrap interval and aggregated rank; every metric; the
-forget–utility trade-off; membership-inference ROC curves; per-seed distributions of the
-sort metric; learning curves; the forget examples the methods failed to forget; and the
-environment and command line behind each run. Figures are PNGs inlined as ``data:`` URIs,
-the style sheet is inline, the page has no script and a Content-Security-Policy that allows
-nothing else, so it opens offline. Every text from the store goes through `esc`."""
+forget–utility trade-off; the cost frontier; membership-inference ROC curves; per-seed
+distributions of the sort metric; learning curves; the forget examples the methods failed to
+forget; and the environment and command line behind each run. Figures are PNGs inlined as
+``data:`` URIs, the style sheet is inline, the page has no script and a Content-Security-Policy
+that allows nothing else, so it opens offline. Every text from the store goes through `esc`."""
 from __future__ import annotations
 
 import datetime
@@ -100,6 +100,7 @@ def section(name: str, anchor: str, rows: list[dict], runs: list[dict], store: S
     parts = [f'<section id="{anchor}" data-benchmark="{esc(name)}"><h2>{esc(name)}</h2>',
              leaderboard_table(rows), all_metrics_table(rows),
              views.tradeoff_figure(rows, finished, measured, colour),
+             views.frontier_figure(rows, colour),
              views.roc_figure(rows, finished, store, colour),
              views.distribution_figure(rows, finished, measured, colour)]
     if not any(run.get("request") for run in runs):

@@ -66,11 +66,12 @@ def goal_words(name: str) -> str:
 
 
 def reference_row(rows: list[dict]) -> dict | None:
-    """The table's row of `REFERENCE_METHOD` (one without a step cap first, then by label),
-    None where the table has none."""
+    """The table's row of `REFERENCE_METHOD` (one without a step cap or budget first, then
+    by label), None where the table has none."""
     candidates = [row for row in rows if row["method"] == REFERENCE_METHOD]
-    return min(candidates, default=None,
-               key=lambda row: (bool((row["settings"] or {}).get("max_steps")), row["label"]))
+    def limited(row):
+        return any((row["settings"] or {}).get(k) for k in ("max_steps", "budget"))
+    return min(candidates, default=None, key=lambda row: (limited(row), row["label"]))
 
 
 def mean_score(row: dict, name: str, reference: dict | None) -> float | None:
@@ -168,8 +169,10 @@ def leaderboard(runs: list[dict], rank_by: str = "kemeny") -> list[dict]:
         by_seed: dict[str, dict[int, float]] = defaultdict(dict)
         for run in finished:
             metrics = dict(run["metrics"])
-            # the unlearning time is a column of every run, a metric only where computed
+            # the unlearning time and cost are columns of every run, metrics only where computed
             metrics["unlearn_seconds"] = run.get("unlearn_seconds")
+            if run.get("cost_fraction") is not None:
+                metrics["cost_fraction"] = run["cost_fraction"]
             for name, value in metrics.items():
                 if value is not None and math.isfinite(value):
                     values[name].append(value)

@@ -62,6 +62,31 @@ def tradeoff(points: list[dict], x_title: str, y_title: str, colour: dict) -> by
     return to_png(figure)
 
 
+def frontier(points: list[dict], y_title: str, colour: dict) -> bytes | None:
+    """The cost frontier: one point per row at (cost / retrain, headline metric), both means
+    over seeds; the Pareto-optimal points (``report.frontier``) joined by a line.
+    ``points``: {label, method, budget, cost, value, pareto}; the original and retrain
+    without a budget are the reference points."""
+    if not points:
+        return None
+    figure = Figure(figsize=(6.4, 4.4))
+    axes = figure.add_subplot()
+    for point in points:
+        marker, role = (REFERENCE_MARKERS.get(point["method"], ("o", None))
+                        if point["budget"] is None else ("o", None))
+        axes.plot(point["cost"], point["value"], marker,
+                  markersize=14 if marker == "*" else 8, color=colour[point["label"]],
+                  markeredgecolor="black" if point["pareto"] else "none",
+                  label=plain(point["label"]) + (f" ({role})" if role else ""))
+    optimal = sorted((p["cost"], p["value"]) for p in points if p["pareto"])
+    axes.plot(*zip(*optimal), "-", color="grey", alpha=0.6, zorder=0, label="Pareto frontier")
+    axes.set_xlabel("cost / retrain (examples passed forward and backward)")
+    axes.set_ylabel(plain(y_title))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    return to_png(figure)
+
+
 def roc_curves(curves: list[dict], colour: dict) -> tuple[bytes | None, dict[str, float]]:
     """Membership-inference ROC curves, one per method: ``curves`` holds {label, members,
     nonmembers} (member scores, higher = more likely trained on, pooled over seeds). Returns

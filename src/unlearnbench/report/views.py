@@ -1,8 +1,8 @@
 """The report's views of one benchmark beyond its leaderboard: the forget–utility
-trade-off, membership-inference ROC curves, per-seed distributions, learning curves, the
-forget examples not forgotten, and the environment and command behind each run. Each takes
-the benchmark's leaderboard rows and runs (each run carrying its row's ``label``) and returns
-an HTML fragment ("" where the store holds nothing to show)."""
+trade-off, the cost frontier, membership-inference ROC curves, per-seed distributions,
+learning curves, the forget examples not forgotten, and the environment and command behind
+each run. Each takes the benchmark's leaderboard rows and runs (each run carrying its row's
+``label``) and returns an HTML fragment ("" where the store holds nothing to show)."""
 from __future__ import annotations
 
 import datetime
@@ -14,7 +14,8 @@ import numpy as np
 from .. import registry
 from ..store import Store
 from . import plots
-from .leaderboard import columns, heading, sort_metric
+from .frontier import frontier
+from .leaderboard import columns, goal_words, heading, sort_metric
 from .markup import esc, header, image, number
 
 # The trade-off plot's axes, the first pair a benchmark measured: (forget side, utility side).
@@ -71,6 +72,20 @@ def tradeoff_figure(rows, runs, measured, colour) -> str:
             "✕ original" + (f" (not in the store: {', '.join(missing)})" if missing else "") + ".")
     return (f"<h3>Forget–utility trade-off</h3>"
             f"{image(plots.tradeoff(points, x_title, y_title, colour), 'trade-off')}"
+            f'<p class="note">{esc(note)}</p>')
+
+
+def frontier_figure(rows, colour) -> str:
+    """The cost frontier of the rows with a measured cost (``report.frontier``)."""
+    points = frontier(rows)
+    if not points:
+        return ""
+    metric = points[0]["metric"]
+    note = ("Cost: examples passed forward and backward as a fraction of the retrained "
+            "reference's (original 0, retrain 1); mean over seeds. Outlined points are "
+            f"Pareto-optimal ({goal_words(metric)} on the vertical axis).")
+    return (f"<h3>Cost frontier</h3>"
+            f"{image(plots.frontier(points, heading(metric), colour), 'cost frontier')}"
             f'<p class="note">{esc(note)}</p>')
 
 

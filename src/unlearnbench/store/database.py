@@ -300,6 +300,8 @@ class Store(LeaseRows):
                 unlearn_seconds=t.get("unlearn_seconds"),
                 unlearn_cpu_seconds=t.get("unlearn_cpu_seconds"),
                 metrics_seconds=t.get("metrics_seconds"), steps=t.get("steps"),
+                budget=(record.settings or {}).get("budget"), examples=t.get("examples"),
+                cost_fraction=t.get("cost_fraction"),
                 versions=json.dumps(record.versions), git_commit=record.git_commit,
                 command=self.command, settings=settings)).inserted_primary_key[0]
             values = [{"run_id": run_id, "name": name, "value": _real(value)}

@@ -39,6 +39,11 @@ runs = Table(
     Column("git_commit", Text),
     Column("command", Text),  # the command line that made the run
     Column("settings", Text),  # JSON: what else is in the key (step cap, metrics, curve)
+    # The compute budget (a fraction of the retrain's cost, NULL: none) and the cost measured:
+    # examples passed forward and backward, and their fraction of the retrain's.
+    Column("budget", Float),
+    Column("examples", Integer),
+    Column("cost_fraction", Float),
 )
 
 metric_values = Table(
@@ -92,4 +97,5 @@ leases = Table(
 
 # Columns added to a table after stores were first written: a store made before them gets
 # them when it is opened (ALTER TABLE ... ADD COLUMN), its older rows holding NULL.
-ADDED_COLUMNS = {"runs": [("command", "TEXT"), ("settings", "TEXT")]}
+ADDED_COLUMNS = {"runs": [("command", "TEXT"), ("settings", "TEXT"), ("budget", "FLOAT"),
+                          ("examples", "INTEGER"), ("cost_fraction", "FLOAT")]}

@@ -33,7 +33,9 @@ from ..version import __version__
 DEFAULT_METHODS = {"classification": ("original", "retrain", "finetune", "ga", "rl"),
                    "language": ("original", "retrain_independent", "ga", "graddiff", "npo",
                                 "simnpo"),
-                   "generation": ("original", "retrain", "ga", "esd")}
+                   "generation": ("original", "retrain", "ga", "esd"),
+                   "regression": ("original", "retrain", "finetune", "ga", "gaussian_amnesiac",
+                                  "blindspot")}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Job:
     # The name the scenario is built from where it differs from the recorded ``benchmark``:
     # a benchmark on your own data is recorded by content but found by its path.
     source: str | None = None
+    # The compute budget: a fraction of the retrained reference's cost in examples passed
+    # forward and backward (``unlearning.unlearn``); None: the method's own settings.
+    budget: float | None = None
 
     @property
     def key(self) -> str:
@@ -63,22 +68,29 @@ class Job:
             parts["curve"] = [self.curve_every, list(self.curve_metrics)]
         if self.metrics:
             parts["metrics"] = list(self.metrics)
+        if self.budget is not None:
+            parts["budget"] = self.budget
         return content_key(parts)
 
     @property
     def settings(self) -> dict:
         """What else the key holds, stored with the record: the leaderboard keeps runs of
-        other settings in rows of their own."""
-        return {"max_steps": self.max_steps, "metrics": list(self.metrics),
-                "curve_every": self.curve_every, "curve_metrics": list(self.curve_metrics)}
+        other settings in rows of their own (a budget only where one is set, so that runs
+        without one share rows with those stored before budgets were)."""
+        settings = {"max_steps": self.max_steps, "metrics": list(self.metrics),
+                    "curve_every": self.curve_every, "curve_metrics": list(self.curve_metrics)}
+        if self.budget is not None:
+            settings["budget"] = self.budget
+        return settings
 
 
 def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
          overrides: dict[str, dict] | None = None, max_steps: int | None = None,
          curve_every: int | str | None = None, curve_metrics: list[str] | None = None,
-         metric_names: list[str] | None = None) -> list[Job]:
+         metric_names: list[str] | None = None,
+         budgets: list[float] | None = None) -> list[Job]:
     """Validate every name and hyperparameter up front (before any training) and expand the
-    grid into jobs."""
+    grid into jobs, one per budget in ``budgets`` (None or empty: no budget)."""
     overrides = overrides or {}
     benchmark_names = list(dict.fromkeys(benchmark_names))  # a name given twice runs once
     method_names = list(dict.fromkeys(method_names))
@@ -98,6 +110,7 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
     curve_metrics = expand_metric_names(curve_metrics or [])
     metric_names = expand_metric_names(metric_names or [])
     curve_every = check_curve(curve_every, curve_metrics)
+    budgets = check_budgets(budgets or [None])
     jobs = []
     for benchmark in benchmark_names:
         spec = get_spec(benchmark)
@@ -111,11 +124,36 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
                                     benchmark_params(spec, name, overrides.get(name)), name)
             resolved = dataclasses.asdict(params) if params is not None else {}
             jobs += [Job(spec.name, name, resolved, seed, max_steps, request, curve_every,
-                         tuple(curve_metrics or ()), tuple(metric_names or ()), source)
-                     for seed in seeds for request in requests]
+                         tuple(curve_metrics or ()), tuple(metric_names or ()), source, budget)
+                     for seed in seeds for budget in method_budgets(name, budgets)
+                     for request in requests]
     jobs = list({job.key: job for job in jobs}.values())  # one file given at two paths: once
     return sorted(jobs, key=lambda j: (benchmark_names.index(j.source or j.benchmark), j.seed,
-                                       method_names.index(j.method), j.request or 0))
+                                       method_names.index(j.method), j.budget is None,
+                                       j.budget or 0.0, j.request or 0))
+
+
+def check_budgets(budgets: list) -> list[float | None]:
+    """``--budget``: fractions of the retrain cost, each above 0 (1 is the retrain's own
+    cost), each once."""
+    checked = []
+    for budget in budgets:
+        if budget is not None:
+            budget = coerce(budget, float, "--budget")
+            if not budget > 0:
+                raise UserError(f"--budget takes fractions of the retrain cost above 0 (such "
+                                f"as 0.05,0.1,0.25), got {budget:g}")
+        checked.append(budget)
+    return list(dict.fromkeys(checked))
+
+
+def method_budgets(method: str, budgets: list[float | None]) -> list[float | None]:
+    """The budgets ``method`` runs within. With budgets given, the two ends of the cost
+    frontier also run without one: the original (cost 0: one run, whatever the budget) and
+    the retrained reference's full recipe (cost 1) beside its budgeted runs."""
+    if budgets == [None] or method not in ("original", "retrain"):
+        return budgets
+    return [None] if method == "original" else [*budgets, None]
 
 
 def expand_metric_names(names: list[str]) -> list[str]:
@@ -206,7 +244,7 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
         if observer is not None:
             observer(start if start is not None else scenario.original, 0)
         model, timings = unlearn(scenario, job.method, job.params, max_steps=job.max_steps,
-                                 start=start, observer=observer, every=every)
+                                 start=start, observer=observer, every=every, budget=job.budget)
         start = time.perf_counter()
         results = evaluate(scenario, model, names=applicable(job.metrics, scenario),
                            timings=timings, cache=cache)
@@ -251,13 +289,15 @@ def run_sequences(pending, stages, jobs, store, done, versions, commit, on_done,
     feeds each request's model to the next. Stages already stored are recomputed (the chain
     needs their models; it is deterministic) but not written again. ``caches``: one inference
     cache per stage, shared by the chains (kept by the caller across calls)."""
-    chains = {(j.method, json.dumps(j.params, sort_keys=True), j.max_steps) for j in pending}
+    chains = {(j.method, json.dumps(j.params, sort_keys=True), j.max_steps, j.budget)
+              for j in pending}
     caches = {} if caches is None else caches
-    for method, params, max_steps in sorted(chains):
+    for method, params, max_steps, budget in sorted(chains):
         chain = sorted((j for j in jobs if j.benchmark == pending[0].benchmark
                         and j.seed == pending[0].seed and j.method == method
                         and json.dumps(j.params, sort_keys=True) == params
-                        and j.max_steps == max_steps), key=lambda j: j.request)
+                        and j.max_steps == max_steps and j.budget == budget),
+                       key=lambda j: j.request)
         model = None
         for job, stage in zip(chain, stages):
             if job.request > 1 and model is None:

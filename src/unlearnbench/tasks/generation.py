@@ -12,7 +12,12 @@ here unchanged:
   replaced by the null condition so that the model learns the unconditional prediction
   classifier-free guidance needs (``nll`` itself always uses the given conditions);
 - ``sample`` / ``generate``: deterministic DDIM samples, judged by the scenario's classifier
-  (``judge``) in the same cached pass, for the metrics of ``metrics/generation.py``.
+  (``judges``) in the same cached pass, for the metrics of ``metrics/generation.py``.
+
+On a style × object grid (``data/styles.py``: a ``GridBundle``) a condition is the pair
+(style, object) written as one integer, the U-Net embeds each factor, there are two judges
+(a style and an object classifier) and a request forgets one style, one object or one pair
+(``forget_factor``).
 
 Images are [0, 1] grey levels in the data and in what ``sample`` returns; the model works on
 [−1, 1]."""
@@ -28,6 +33,8 @@ import torch
 from torch import nn
 
 from ..data import DataBundle, Split
+from ..data.styles import FACTORS, GridBundle
+from ..errors import UserError
 from ..models.diffusion import Schedule
 from ..registry import models
 from ..specs import Recipe
@@ -57,30 +64,40 @@ class Generations:
 
     images: torch.Tensor      # (N, C, H, W) in [0, 1]
     conditions: torch.Tensor  # (N,) the class each image was generated for
-    predicted: torch.Tensor   # (N,) the judge's class
-    features: torch.Tensor    # (N, F) the judge's penultimate activations
+    predicted: torch.Tensor   # (N,) the judge's class (on a grid: the judges' pair)
+    features: torch.Tensor    # (N, F) the judge's penultimate activations (judges': joined)
 
 
 class GenerationTask:
     """Batches, per-example denoising loss, fresh models, training and guided sampling for one
     image data set and one conditional diffusion architecture.
 
-    ``judge`` is ``(classification task, trained classifier)``: the classifier that reads the
-    generated images (metrics only). ``samples_per_class``, ``sample_steps``, ``guidance`` and
-    ``sample_seed`` fix what ``generate`` samples for every model, so models are compared on
-    the same starting noise."""
+    ``judges`` is a list of ``(classification task, trained classifier)``: the classifier that
+    reads the generated images (metrics only), or on a grid one per factor, in the order of
+    ``data.styles.FACTORS`` (see ``judged_data``). ``samples_per_class``, ``sample_steps``,
+    ``guidance`` and ``sample_seed`` fix what ``generate`` samples for every model, so models
+    are compared on the same starting noise. ``forget_factor`` (a grid only): what a
+    request's ``class_id`` names, one "style", one "object" or, None, one (style, object)
+    pair as its label."""
 
     name = "generation"
 
     def __init__(self, data: DataBundle, model_name: str, device: str | torch.device = "cpu",
-                 judge: tuple | None = None, timesteps: int = 1000, condition_dropout: float = 0.1,
-                 samples_per_class: int = 50, sample_steps: int = 10, guidance: float = 2.0,
-                 sample_seed: int = 0):
+                 judges: list | None = None, timesteps: int = 1000,
+                 condition_dropout: float = 0.1, samples_per_class: int = 50,
+                 sample_steps: int = 10, guidance: float = 2.0, sample_seed: int = 0,
+                 forget_factor: str | None = None):
         self.data = data
         self.model_name = model_name
         self.model_entry = models.get(model_name)
         self.device = torch.device(device)
-        self.judge = judge
+        self.judges = judges
+        self.grid = data if isinstance(data, GridBundle) else None
+        if forget_factor not in (None, *FACTORS) or (forget_factor and not self.grid):
+            raise UserError(f"forget_factor={forget_factor!r}: a style x object grid data set "
+                            f"forgets one of {', '.join(FACTORS)} (or, left out, one pair); "
+                            "other data sets forget a class")
+        self.forget_factor = forget_factor
         self.schedule = Schedule(timesteps)
         self.condition_dropout = condition_dropout
         self.samples_per_class = samples_per_class
@@ -110,6 +127,17 @@ class GenerationTask:
         """Shuffled batches over several epochs, each epoch with its own seed."""
         return epochs_of(lambda e: self.batches(split, batch_size, True, seed * 1000 + e), epochs)
 
+    def forgotten(self, labels: torch.Tensor, class_id: int) -> torch.Tensor:
+        """Which ``labels`` a request for ``class_id`` names: that class, or on a grid every
+        pair with that value of ``forget_factor`` (that pair where it is None)."""
+        if self.forget_factor is None:
+            return labels == class_id
+        size = self.grid.factor_sizes[FACTORS.index(self.forget_factor)]
+        if not 0 <= class_id < size:
+            raise UserError(f"unknown {self.forget_factor} {class_id}: they are 0..{size - 1}; "
+                            "set class_id to one of them")
+        return self.grid.factor_values(labels, self.forget_factor) == class_id
+
     def join(self, name: str, splits: list[Split]) -> Split:
         return Split(name, torch.cat([s.inputs for s in splits]),
                      torch.cat([s.targets for s in splits]),
@@ -123,8 +151,7 @@ class GenerationTask:
         instead would teach those conditions the forgotten class (UA stayed at the
         original's on digits)."""
         generator = torch.Generator().manual_seed(seed)
-        shift = torch.randint(1, self.num_classes, split.targets.shape, generator=generator)
-        wrong = (split.targets + shift) % self.num_classes
+        wrong = self.wrong_conditions(split.targets, generator)
         pool = self.data.train
         own = np.isin(pool.ids, split.ids)
         images = []
@@ -133,6 +160,20 @@ class GenerationTask:
             pick = candidates[int(torch.randint(len(candidates), (1,), generator=generator))]
             images.append(pool.inputs[pick])
         return Split(split.name + "-relabelled", torch.stack(images), split.targets, split.ids)
+
+    def wrong_conditions(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A uniformly drawn other class for each label; on a grid, the same pair with another
+        value of the forgotten factor (another style for a pair request), so that the other
+        factor is kept."""
+        if self.grid is None:
+            shift = torch.randint(1, self.num_classes, labels.shape, generator=generator)
+            return (labels + shift) % self.num_classes
+        styles, objects = (self.grid.factor_values(labels, f) for f in FACTORS)
+        if self.forget_factor == "object":
+            shift = torch.randint(1, self.grid.objects, labels.shape, generator=generator)
+            return self.grid.label(styles, (objects + shift) % self.grid.objects)
+        shift = torch.randint(1, len(self.grid.styles), labels.shape, generator=generator)
+        return self.grid.label((styles + shift) % len(self.grid.styles), objects)
 
     def retraining_set(self, retain: Split) -> Split:
         return retain
@@ -161,7 +202,8 @@ class GenerationTask:
 
     def fresh_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        model = self.model_entry.obj(self.data.input_shape, self.data.num_classes)
+        factors = {"factors": self.grid.factor_sizes} if self.grid else {}
+        model = self.model_entry.obj(self.data.input_shape, self.data.num_classes, **factors)
         return model.to(self.device).eval()
 
     def fit(self, model: nn.Module, split: Split, recipe: Recipe, seed: int,
@@ -201,21 +243,36 @@ class GenerationTask:
                             self.guidance if guidance is None else guidance)
 
     def generate(self, model: nn.Module, prompts: Split) -> Generations:
-        """The images of ``prompts`` (the scenario's "prompts" split) and the judge's reading
-        of them: what the inference cache keeps, once per model."""
+        """The images of ``prompts`` (the scenario's "prompts" split, "grid_prompts" on a
+        grid) and the judges' reading of them: what the inference cache keeps, once per
+        model."""
         images = self.denoise(model, prompts, self.sample_steps, self.guidance)
-        judge_task, judge = self.judge
         generated = Split("generated", images, prompts.targets.cpu(), prompts.ids)
+        predicted = [task.predict_logits(judge, generated).argmax(1) for task, judge in self.judges]
         return Generations(images, generated.targets,
-                           judge_task.predict_logits(judge, generated).argmax(1),
-                           judge_task.features(judge, generated))
+                           self.grid.label(*predicted) if self.grid else predicted[0],
+                           self.judge_features(generated))
+
+    def judge_features(self, split: Split) -> torch.Tensor:
+        return torch.cat([task.features(judge, split) for task, judge in self.judges], dim=1)
 
     def real_features(self, split: Split) -> torch.Tensor:
-        """The judge's penultimate features of a split of real images (computed once)."""
+        """The judges' penultimate features of a split of real images (computed once)."""
         if split.name not in self._real_features:
-            judge_task, judge = self.judge
-            self._real_features[split.name] = judge_task.features(judge, split)
+            self._real_features[split.name] = self.judge_features(split)
         return self._real_features[split.name]
+
+    @property
+    def prompts_name(self) -> str:
+        """The scenario's split of prompts: its name tells the class metrics from the grid's."""
+        return "grid_prompts" if self.grid else "prompts"
+
+
+def judged_data(data: DataBundle) -> list[DataBundle]:
+    """What each judge classifier learns: the data set's classes, or on a grid each factor."""
+    if isinstance(data, GridBundle):
+        return [data.factor_view(factor) for factor in FACTORS]
+    return [data]
 
 
 class _DroppingConditions:

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.multiple_choice import LETTERS
 from ..data.text import TextBundle, TextSplit, concat, prompt_and_answer
+from ..errors import UserError
 from ..specs import Recipe
 from ..train import StepBudget, epochs_of, fit_recipe
 
@@ -221,6 +223,28 @@ class LanguageTask:
         model.eval()
         parts = [self.nll(model, b).float().cpu() for b in self.batches(split, batch_size)]
         return torch.cat(parts) if parts else torch.zeros(0)
+
+    @torch.no_grad()
+    def choice_log_likelihoods(self, model: nn.Module, split: TextSplit, batch_size: int = 64
+                               ) -> np.ndarray:
+        """log p(" A") .. log p(" D") after each multiple-choice record's prompt, (N, 4): one
+        forward pass per batch, the letters read from the logits at the prompt's last token
+        (``data/multiple_choice.py``), as lm-evaluation-harness scores one-token answers."""
+        letters = [self.tokenizer(" " + letter, add_special_tokens=False)["input_ids"]
+                   for letter in LETTERS]
+        if any(len(ids) != 1 for ids in letters):
+            raise UserError(f"the tokenizer of {self.model_name or 'this model'} splits an "
+                            "answer letter (' A' .. ' D') into several tokens: multiple-choice "
+                            "scoring needs one token per letter")
+        letters = torch.tensor([ids[0] for ids in letters], device=self.device)
+        model.eval()
+        parts = []
+        for batch in self.batches(split, batch_size):
+            # the first scored position predicts the answer's first token: the prompt's last
+            last = (batch.targets != -100).int().argmax(1)
+            logits = self.forward(model, batch).logits[torch.arange(len(batch)), last]
+            parts.append(F.log_softmax(logits.float(), -1)[:, letters].cpu())
+        return torch.cat(parts).numpy() if parts else np.zeros((0, len(LETTERS)))
 
     @torch.no_grad()
     def token_statistics(self, model: nn.Module, split: TextSplit, batch_size: int = 64

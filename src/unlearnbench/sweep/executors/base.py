@@ -55,7 +55,7 @@ def make_units(jobs: list[Job], pending: list[Job]) -> list[Unit]:
     models, recomputed deterministically, but does not write them again)."""
     def chain_key(job: Job):
         return (job.benchmark, job.seed, job.method, json.dumps(job.params, sort_keys=True),
-                job.max_steps)
+                job.max_steps, job.budget)
 
     chains: dict[tuple, list[Job]] = {}
     for job in jobs:

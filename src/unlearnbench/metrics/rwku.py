@@ -1,0 +1,99 @@
+"""RWKU's forget and neighbour probes (ROUGE-L recall per level) and its MIA LOSS.
+
+Each probe (``data/rwku.py``: a record with the prompt in ``prefix`` and the gold answer in
+``continuation``) is answered greedily through the shared generations; RWKU generates at most
+30 new tokens, so the answer is cut to its first 30 tokens (greedy decoding makes that the
+30-token answer). Score: ROUGE-L recall of the answer against the gold answer, ×100, averaged
+per level: FB (level 1), QA (2), AA (3) and All (every probe of the levels together). Forget
+probes: lower is better; neighbour probes: higher. MIA: the mean per-token NLL (RWKU's LOSS)
+of the forget-member texts (higher after forgetting) and of the retain-member texts (lower:
+unchanged). Definitions and deviations: docs/metrics.md, "RWKU"."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import metrics
+from .evaluation import Evaluation, MetricResult
+from .text_scores import rouge_l
+
+MAX_NEW_TOKENS = 30  # eval_forget.py's max_new_tokens
+LEVELS = {"1": "FB", "2": "QA", "3": "AA"}
+
+
+def first_tokens(tokenizer, text: str, count: int = MAX_NEW_TOKENS) -> str:
+    """``text`` cut to its first ``count`` tokens."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= count else tokenizer.decode(ids[:count]).strip()
+
+
+def rouge_recall(prediction: str, answer: str) -> float:
+    """ROUGE-L recall of ``prediction`` against ``answer`` (no stemming, as RWKU's ``rouge``
+    package)."""
+    return rouge_l(prediction, answer, stem=False)[0]
+
+
+def probe_scores(ev: Evaluation, split: str) -> np.ndarray:
+    """Per probe of ``split``: 100 × ROUGE-L recall of the model's (30-token) answer."""
+    tokenizer = ev.scenario.task.tokenizer
+    answers = ev.output(split, "generate")
+    return np.array([100.0 * rouge_recall(first_tokens(tokenizer, a), r["continuation"])
+                     for a, r in zip(answers, ev.scenario.splits[split].records)],
+                    dtype=np.float64)
+
+
+def level_result(ev: Evaluation, split: str) -> MetricResult:
+    values = probe_scores(ev, split)
+    if not len(values):
+        return MetricResult(None)
+    return MetricResult(float(values.mean()), split, ev.ids(split), values)
+
+
+def all_levels(ev: Evaluation, splits: tuple[str, ...]) -> MetricResult:
+    """The mean over every probe of ``splits`` (the levels pooled, as RWKU's All)."""
+    values = np.concatenate([probe_scores(ev, s) for s in splits])
+    return MetricResult(float(values.mean()) if len(values) else None)
+
+
+def mia_loss(ev: Evaluation, split: str) -> MetricResult:
+    values = ev.output(split, "token_statistics").mean_nll()
+    return MetricResult(float(values.mean()) if len(values) else None, split, ev.ids(split),
+                        values)
+
+
+def _register_levels(kind: str, levels: tuple[str, ...], goal: str, group: str) -> None:
+    splits = tuple(f"rwku_{kind}_{level}" for level in levels)
+    title = "Forget" if kind == "forget" else "Neighbour"
+    for level, split in zip(levels, splits):
+        def metric(ev: Evaluation, split=split) -> MetricResult:
+            return level_result(ev, split)
+
+        metric.__doc__ = (f"RWKU {title.lower()} {LEVELS[level]}: mean ROUGE-L recall (x100) "
+                          f"of the greedy answers to the level-{level} probes.")
+        metrics.register(f"rwku_{kind}_{LEVELS[level].lower()}", tasks=("language",),
+                         splits=(split,), goal=goal, unit="%", group=group,
+                         title=f"RWKU {title} {LEVELS[level]}")(metric)
+
+    def pooled(ev: Evaluation) -> MetricResult:
+        return all_levels(ev, splits)
+
+    pooled.__doc__ = f"RWKU {title.lower()} All: mean ROUGE-L recall (x100) over every probe."
+    metrics.register(f"rwku_{kind}_all", tasks=("language",), splits=splits, goal=goal,
+                     unit="%", group=group, title=f"RWKU {title} All")(pooled)
+
+
+_register_levels("forget", ("1", "2", "3"), "lower", "forget")
+_register_levels("neighbor", ("1", "2"), "higher", "utility")
+
+
+@metrics.register("rwku_mia_forget", tasks=("language",), splits=("rwku_forget_mia",),
+                  goal="higher", unit="nats", group="privacy", title="RWKU MIA FM LOSS")
+def rwku_mia_forget(ev: Evaluation) -> MetricResult:
+    """RWKU's MIA on the forget-member texts: mean per-token NLL (rises as the model forgets)."""
+    return mia_loss(ev, "rwku_forget_mia")
+
+
+@metrics.register("rwku_mia_retain", tasks=("language",), splits=("rwku_retain_mia",),
+                  goal="lower", unit="nats", group="privacy", title="RWKU MIA RM LOSS")
+def rwku_mia_retain(ev: Evaluation) -> MetricResult:
+    """RWKU's MIA on the retain-member texts: mean per-token NLL (should stay as it was)."""
+    return mia_loss(ev, "rwku_retain_mia")
