@@ -2,8 +2,8 @@
 layer, how far apart the forget and retain activations are there, and, for a few settings,
 RMU's two loss terms and the forget and retain answers' NLL along the steps.
 
-    .venv/bin/python benchmarks/rmu_probe.py --benchmark entities-smol-forget05 --steps 25 \
-        --every 5 --set lr=5e-5,alpha=1200 --set lr=5e-5,alpha=0 --set lr=1e-3,alpha=1200
+    nice -n 19 .venv/bin/python benchmarks/rmu_probe.py --benchmark entities-smol-forget05 \
+        --steps 25 --every 5 --set lr=5e-5,alpha=1200 --set lr=5e-5,alpha=0 --set lr=1e-3,alpha=1200
 
 Each ``--set`` is one RMU run (the benchmark's RMU parameters, then these) from the cached
 target, observed every ``--every`` steps; the observation is left out of nothing that matters

@@ -24,9 +24,10 @@ from unlearnbench.unlearning import Scenario
 
 REGRESSION_METRICS = [e.name for e in registry.metrics.entries()
                       if "regression" in e.attributes.get("tasks", ())]
-# Values in float64 from float32 predictions of small integers and halves: exact up to the
-# float32 rounding of the affine model (none here) and float64 sums.
-TOL = 1e-9
+# The models predict small integers and halves through float32 layers: a float32 matrix
+# product may round in the last place on some CPU kernels, so allow a few float32 ulps of
+# values near 10.
+TOL = 1e-5
 
 
 def shifted(bias: float) -> nn.Module:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
+from test_methods_exact import count_steps
 
 import unlearnbench
 from unlearnbench import registry
@@ -36,16 +36,6 @@ ACCURACY_MARGIN = 2.0
 def scenario(tmp_path_factory):
     cache = ModelCache(tmp_path_factory.mktemp("s3t-model-cache"))
     return unlearnbench.scenario("digits-random10", seed=SEED, cache=cache)
-
-
-def count_steps(fn):
-    steps = []
-    handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
-    try:
-        result = fn()
-    finally:
-        handle.remove()
-    return result, len(steps)
 
 
 def test_sequences_are_cyclic_rotations_spread_evenly():

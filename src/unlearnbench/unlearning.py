@@ -124,8 +124,9 @@ def max_examples(scenario: Scenario, budget: float | None) -> int | None:
     """The examples a ``budget`` (a fraction of the retrained reference's) allows."""
     if budget is None:
         return None
-    if not budget > 0:
-        raise UserError(f"a budget must be a fraction of the retrain cost above 0, got {budget}")
+    if not 0 < budget < math.inf:
+        raise UserError(f"a budget must be a finite fraction of the retrain cost above 0, "
+                        f"got {budget}")
     if scenario.retrain_examples is None:
         raise UserError(f"a budget is a fraction of the retrained reference's cost, and "
                         f"{scenario.spec.name} trains no reference; run without a budget")

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..registry import datasets
-from .text import TextBundle, TextSplit, text_split
+from .text import TextBundle, text_split
 
 LETTERS = ("A", "B", "C", "D")
 DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"
@@ -56,10 +56,6 @@ def mc_record(question: str, choices, label: int, subject: str) -> dict:
     """One multiple-choice record (see the module docstring)."""
     return {"prefix": mc_prompt(question, choices, subject), "continuation": " " + LETTERS[label],
             "choices": list(choices), "label": int(label)}
-
-
-def is_multiple_choice(split: TextSplit) -> bool:
-    return len(split) > 0 and all("label" in r and "choices" in r for r in split.records)
 
 
 # ----------------------------------------------------------------------------- files

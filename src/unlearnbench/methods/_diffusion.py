@@ -3,7 +3,6 @@ EraseDiff, UCE): the forgotten class, one class's images, a forget batch paired 
 of other images, and a random other condition per example."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Iterator
 
 import numpy as np
@@ -36,10 +35,6 @@ def other_class(ctx: UnlearnContext, forgotten: int, chosen: int, method: str,
 
 def class_images(split, label: int, name: str):
     return split.subset(np.flatnonzero(split.targets.numpy() == label), name)
-
-
-def with_conditions(batch, conditions: torch.Tensor):
-    return dataclasses.replace(batch, targets=conditions.to(batch.targets.device))
 
 
 def paired_batches(ctx: UnlearnContext, first, second, batch_size: int,

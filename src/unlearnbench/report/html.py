@@ -3,10 +3,11 @@
 Per benchmark (each request of a sequential benchmark apart, as in the leaderboard): the
 leaderboard with mean ± std, bootstrap interval and aggregated rank; every metric; the
 forget–utility trade-off; the cost frontier; membership-inference ROC curves; per-seed
-distributions of the sort metric; learning curves; the forget examples the methods failed to
-forget; and the environment and command line behind each run. Figures are PNGs inlined as
-``data:`` URIs, the style sheet is inline, the page has no script and a Content-Security-Policy
-that allows nothing else, so it opens offline. Every text from the store goes through `esc`."""
+distributions of the sort metric; a generative benchmark's samples per method; learning
+curves; the forget examples the methods failed to forget; and the environment and command line
+behind each run. Figures are PNGs inlined as ``data:`` URIs, the style sheet is inline, the page
+has no script and a Content-Security-Policy that allows nothing else, so it opens offline. Every
+text from the store goes through `esc`."""
 from __future__ import annotations
 
 import datetime
@@ -102,7 +103,8 @@ def section(name: str, anchor: str, rows: list[dict], runs: list[dict], store: S
              views.tradeoff_figure(rows, finished, measured, colour),
              views.frontier_figure(rows, colour),
              views.roc_figure(rows, finished, store, colour),
-             views.distribution_figure(rows, finished, measured, colour)]
+             views.distribution_figure(rows, finished, measured, colour),
+             views.samples_figure(rows, finished, store)]
     if not any(run.get("request") for run in runs):
         parts.append(views.curves_figure(name, store, colour))
     parts += [views.worst_examples(rows, finished, store), views.provenance(runs), "</section>"]

@@ -172,3 +172,40 @@ def learning_curves(points: list[dict], titles: dict[str, str], colour: dict) ->
         axes.legend(fontsize=7)
     figure.tight_layout()
     return to_png(figure)
+
+
+def tile(images: np.ndarray, columns: int, gap: int) -> np.ndarray:
+    """``images`` (N, H, W[, 3]) in [0, 1] laid out in rows of ``columns``, ``gap`` mid-grey
+    pixels apart (a gap visible on black and on white backgrounds)."""
+    rows = -(-len(images) // columns)
+    height, width = images.shape[1:3]
+    out = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap,
+                   *images.shape[3:]), 0.5)
+    for index, picture in enumerate(images):
+        top, left = (k * (size + gap) for k, size in zip(divmod(index, columns), (height, width)))
+        out[top:top + height, left:left + width] = picture
+    return out
+
+
+def sample_grid(titles: list[str], images: np.ndarray) -> bytes:
+    """One model's generated samples: a block of images per condition, side by side under
+    its title. ``images``: uint8, (conditions, images, C, H, W), C 1 (grey) or 3."""
+    pictures = np.moveaxis(images, 2, -1) / 255.0
+    if pictures.shape[-1] == 1:
+        pictures = pictures[..., 0]
+    side = int(np.ceil(np.sqrt(images.shape[1])))
+    blocks = np.stack([tile(block, side, 1) for block in pictures])
+    gap = 4
+    figure = Figure(figsize=(1.3 * len(titles), 1.7))
+    axes = figure.add_subplot()
+    axes.imshow(tile(blocks, len(blocks), gap), cmap="gray", vmin=0, vmax=1,
+                interpolation="nearest")
+    width = blocks.shape[2]
+    axes.xaxis.tick_top()
+    axes.set_xticks([i * (width + gap) + (width - 1) / 2 for i in range(len(titles))],
+                    [plain(title) for title in titles], fontsize=8)
+    axes.set_yticks([])
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    return to_png(figure)

@@ -1,8 +1,9 @@
 """The report's views of one benchmark beyond its leaderboard: the forget–utility
 trade-off, the cost frontier, membership-inference ROC curves, per-seed distributions,
-learning curves, the forget examples not forgotten, and the environment and command behind
-each run. Each takes the benchmark's leaderboard rows and runs (each run carrying its row's
-``label``) and returns an HTML fragment ("" where the store holds nothing to show)."""
+learning curves, a generative benchmark's samples, the forget examples not forgotten, and
+the environment and command behind each run. Each takes the benchmark's leaderboard rows and
+runs (each run carrying its row's ``label``) and returns an HTML fragment ("" where the store
+holds nothing to show)."""
 from __future__ import annotations
 
 import datetime
@@ -127,6 +128,32 @@ def distribution_figure(rows, runs, measured, colour) -> str:
     return (f"<h3>Per-seed distribution: {esc(heading(metric))}</h3>"
             f"{image(png, 'per-seed distribution')}"
             '<p class="note">A box over the seeds of each method and every seed as a point.</p>')
+
+
+def samples_figure(rows, runs, store) -> str:
+    """A generative benchmark's samples: one image per method (the references first), from
+    its lowest seed's run that kept some."""
+    shown = {}
+    for run in sorted(runs, key=lambda run: run["seed"]):
+        if run["label"] not in shown:
+            found = store.samples(run["id"])
+            if found is not None:
+                shown[run["label"]] = run["seed"], found
+    if not shown:
+        return ""
+    order = [row["label"] for row in sorted(
+        rows, key=lambda row: (REFERENCE_METHODS + (row["method"],)).index(row["method"]))
+        if row["label"] in shown]
+    body = "".join(
+        f'<tr><td class="method">{esc(label)}<br><small>seed {shown[label][0]}</small></td>'
+        f'<td>{image(plots.sample_grid(*shown[label][1]), "samples: " + label)}</td></tr>'
+        for label in order)
+    titles = shown[order[0]][1][0]
+    return ("<h3>Generated samples</h3>"
+            f'<table class="samples">{header(["Method", "Samples per condition"])}{body}</table>'
+            '<p class="note">The first images each model generates from the benchmark\'s fixed '
+            "prompts (the same starting noise for every model; DDIM as its metrics sample), "
+            f"by condition: {esc(', '.join(titles))}.</p>")
 
 
 def curves_figure(name, store, colour) -> str:

@@ -33,7 +33,8 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import UserError
 from .lease_rows import LeaseRows
-from .schema import ADDED_COLUMNS, curve, metadata, metric_values, per_example, runs, tuned
+from .schema import (ADDED_COLUMNS, curve, metadata, metric_values, per_example, runs, samples,
+                     tuned)
 
 WRITE_ATTEMPTS = 8  # tries of a locked write, waiting 0.05, 0.1, 0.2 ... 2 s (+ jitter) between
 RETRIED_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
@@ -117,6 +118,9 @@ class RunRecord:
     # The job's settings beyond method, hyperparameters and seed (`sweep.jobs.Job.settings`);
     # None: not stated (then stored as NULL, as in stores written before they were recorded)
     settings: dict | None = None
+    # A few generated images (``GenerationTask.showcase``): (a title per condition, uint8
+    # array (conditions, images, C, H, W)); None: none kept
+    samples: tuple[list[str], np.ndarray] | None = None
 
 
 class Store(LeaseRows):
@@ -312,8 +316,12 @@ class Store(LeaseRows):
                         for metric, (split, ids, scores) in record.per_example.items()]
             points = [{"run_id": run_id, "step": step, "name": name, "value": _real(value)}
                       for step, point in record.curve for name, value in point.items()]
+            shown = [] if record.samples is None else [
+                {"run_id": run_id, "titles": json.dumps(record.samples[0]),
+                 "shape": json.dumps(record.samples[1].shape),
+                 "pixels": np.ascontiguousarray(record.samples[1], np.uint8).tobytes()}]
             for table, rows in ((metric_values, values), (per_example, examples),
-                                (curve, points)):
+                                (curve, points), (samples, shown)):
                 if rows:
                     conn.execute(insert(table), rows)
         return run_id
@@ -393,3 +401,13 @@ class Store(LeaseRows):
         if row is None:
             return None
         return row[0], np.frombuffer(row[1], np.int64), np.frombuffer(row[2], np.float64)
+
+    def samples(self, run_id: int) -> tuple[list[str], np.ndarray] | None:
+        """The generated images kept with a run (see ``RunRecord.samples``), or None."""
+        query = select(samples.c.titles, samples.c.shape, samples.c.pixels).where(
+            samples.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return json.loads(row[0]), np.frombuffer(row[2], np.uint8).reshape(json.loads(row[1]))

@@ -1,10 +1,11 @@
 """The store's tables (SQLAlchemy Core): the same on SQLite and on a server database.
 
 A run is one row of ``runs`` (unique ``key``) with its metric values, per-example values
-(int64 ids and float64 values as bytes) and learning-curve points in child tables deleted with
-it; ``tuned`` holds one tuning per (benchmark, method, objective); ``leases`` holds the jobs
-being run right now, one row per job, claimed by one process (``sweep/leases.py``). JSON is stored
-as text."""
+(int64 ids and float64 values as bytes), learning-curve points and, for a generative benchmark,
+a few generated images (uint8 bytes) in child tables deleted with it; ``tuned`` holds one tuning
+per (benchmark, method, objective); ``leases`` holds the jobs being run right now, one row per
+job, claimed by one process (``sweep/leases.py``). JSON is stored as text. A table added later
+(``samples``) is created when an older store is opened."""
 from __future__ import annotations
 
 from sqlalchemy import (CheckConstraint, Column, Float, ForeignKey, Integer, LargeBinary,
@@ -68,6 +69,15 @@ curve = Table(
     Column("step", Integer, nullable=False, primary_key=True),
     Column("name", Text, nullable=False, primary_key=True),
     Column("value", Float),
+)
+
+# A few generated images of a run (a generative benchmark's), for the report to show.
+samples = Table(
+    "samples", metadata,
+    _run_id(),
+    Column("titles", Text, nullable=False),  # JSON: one title per condition shown
+    Column("shape", Text, nullable=False),  # JSON: (conditions, images, C, H, W)
+    Column("pixels", LargeBinary, nullable=False),  # uint8 bytes
 )
 
 tuned = Table(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import subprocess
 import time
@@ -134,15 +135,15 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
 
 
 def check_budgets(budgets: list) -> list[float | None]:
-    """``--budget``: fractions of the retrain cost, each above 0 (1 is the retrain's own
-    cost), each once."""
+    """``--budget``: fractions of the retrain cost, each finite and above 0 (1 is the
+    retrain's own cost), each once."""
     checked = []
     for budget in budgets:
         if budget is not None:
             budget = coerce(budget, float, "--budget")
-            if not budget > 0:
-                raise UserError(f"--budget takes fractions of the retrain cost above 0 (such "
-                                f"as 0.05,0.1,0.25), got {budget:g}")
+            if not 0 < budget < math.inf:
+                raise UserError(f"--budget takes finite fractions of the retrain cost above 0 "
+                                f"(such as 0.05,0.1,0.25), got {budget:g}")
         checked.append(budget)
     return list(dict.fromkeys(checked))
 
@@ -246,11 +247,12 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
         model, timings = unlearn(scenario, job.method, job.params, max_steps=job.max_steps,
                                  start=start, observer=observer, every=every, budget=job.budget)
         start = time.perf_counter()
+        cache = cache or InferenceCache(scenario.task)
         results = evaluate(scenario, model, names=applicable(job.metrics, scenario),
                            timings=timings, cache=cache)
         timings["metrics_seconds"] = time.perf_counter() - start
-        if cache is not None:
-            cache.release(model)
+        samples = shown_samples(scenario, model, cache)
+        cache.release(model)
     except Diverged as exc:  # recorded with the step it happened at (and any curve so far)
         record.status, record.error, record.timings = "failed", str(exc), {"steps": exc.step}
         return record, None
@@ -260,7 +262,7 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
     except Exception as exc:  # a bug or a bad value inside a method: recorded, the grid goes on
         record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
         return record, None
-    record.timings = timings
+    record.timings, record.samples = timings, samples
     record.metrics = {name: r.value for name, r in results.items()}
     for name, r in results.items():
         if r.interval is not None:
@@ -271,6 +273,17 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
         record.curve.append((timings["steps"], {n: v for n, v in record.metrics.items()
                                                 if v is not None}))
     return record, model
+
+
+def shown_samples(scenario, model, cache: InferenceCache):
+    """A generative model's samples for the report (``GenerationTask.showcase``), read from
+    the images its metrics generated (generated here when no metric asked for them); None for
+    other tasks."""
+    task = scenario.task
+    if task.name != "generation":
+        return None
+    made = cache.output(model, scenario.splits[task.prompts_name], "generate")
+    return task.showcase(made, scenario.spec.forget.class_id)
 
 
 def scenario_cache(scenario, models: ModelCache | None) -> InferenceCache:

@@ -45,6 +45,10 @@ from .classification import batch_positions
 # recognise the forgotten class), once per data set (seed 0); 97.8% test accuracy on digits.
 JUDGE_MODEL = "cnn"
 JUDGE_RECIPE = Recipe(epochs=15, batch_size=64, lr=0.05)
+# What the report shows of each model (``showcase``): this many conditions, the first images
+# of each.
+SHOWN_CONDITIONS = 4
+SHOWN_PER_CONDITION = 4
 
 
 @dataclass
@@ -252,6 +256,39 @@ class GenerationTask:
         return Generations(images, generated.targets,
                            self.grid.label(*predicted) if self.grid else predicted[0],
                            self.judge_features(generated))
+
+    def showcase(self, made: Generations, class_id: int) -> tuple[list[str], np.ndarray]:
+        """A few of ``made``'s images for the report: the first ``SHOWN_PER_CONDITION`` of
+        each of ``SHOWN_CONDITIONS`` conditions, as (their titles, 8-bit grey levels shaped
+        (conditions, images, C, H, W)). A class request shows the forgotten class, then the
+        classes after it; on a grid, a style (object) request shows the forgotten style
+        (object) with the first objects (styles), a pair request the pair, then its style
+        with the objects after it."""
+        if self.grid is None:
+            conditions = [(class_id + i) % self.num_classes
+                          for i in range(min(SHOWN_CONDITIONS, self.num_classes))]
+        elif self.forget_factor == "object":
+            conditions = [self.grid.label(style, class_id)
+                          for style in range(min(SHOWN_CONDITIONS, len(self.grid.styles)))]
+        else:
+            style = class_id if self.forget_factor == "style" else class_id // self.grid.objects
+            first = 0 if self.forget_factor == "style" else class_id % self.grid.objects
+            conditions = [self.grid.label(style, (first + i) % self.grid.objects)
+                          for i in range(min(SHOWN_CONDITIONS, self.grid.objects))]
+        forgotten = self.forgotten(torch.tensor(conditions), class_id).tolist()
+        titles = [self.condition_name(c) + (" (forgotten)" if gone else "")
+                  for c, gone in zip(conditions, forgotten)]
+        rows = [np.flatnonzero(made.conditions.numpy() == c)[:SHOWN_PER_CONDITION]
+                for c in conditions]
+        images = (made.images[torch.from_numpy(np.stack(rows))] * 255).round()
+        return titles, images.clamp(0, 255).to(torch.uint8).numpy()
+
+    def condition_name(self, condition: int) -> str:
+        """A class's number, or on a grid the pair's style and object ("bold 3")."""
+        if self.grid is None:
+            return str(condition)
+        style, obj = (int(self.grid.factor_values(condition, f)) for f in FACTORS)
+        return f"{self.grid.styles[style]} {obj}"
 
     def judge_features(self, split: Split) -> torch.Tensor:
         return torch.cat([task.features(judge, split) for task, judge in self.judges], dim=1)
