@@ -20,7 +20,7 @@ LAYERS = [
     ("methods, metrics", ["methods", "metrics"]),
     ("unlearning", ["unlearning"]),
     ("requests", ["requests"]),
-    ("scenario building", ["scenarios"]),
+    ("scenario building", ["scenarios", "spec_names"]),
     ("sweeps", ["sweep"]),
     ("studies", ["studies"]),
     ("deletion", ["deletion"]),

@@ -10,7 +10,7 @@ from torch import nn
 
 import unlearnbench as ub
 from unlearnbench.errors import UserError
-from unlearnbench.scenarios import get_spec, variant
+from unlearnbench.spec_names import get_spec, variant
 from unlearnbench.store import Store
 from unlearnbench.train import StepBudget, optimise, precision
 

@@ -183,7 +183,7 @@ def coerce(value: Any, kind: Any, where: str) -> Any:
 
 def variant_forget_fields() -> list[str]:
     """The ``ForgetSpec`` fields a benchmark variant may set by name: all but ``validation``,
-    which has a key of its own (``scenarios.validation_variant``)."""
+    which has a key of its own (``spec_names.validation_variant``)."""
     return [f.name for f in dataclasses.fields(ForgetSpec) if f.name != "validation"]
 
 

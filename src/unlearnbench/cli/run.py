@@ -91,7 +91,7 @@ def run(benchmark_names, method_names, seeds, overrides, db, cache_dir, device, 
         curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
     from ..cache import ModelCache
-    from ..scenarios import variant
+    from ..spec_names import variant
     from ..store import Store
 
     set_threads(threads)
