@@ -5,9 +5,10 @@ RMU's two loss terms and the forget and retain answers' NLL along the steps.
     nice -n 19 .venv/bin/python benchmarks/rmu_probe.py --benchmark entities-smol-forget05 \
         --steps 25 --every 5 --set lr=5e-5,alpha=1200 --set lr=5e-5,alpha=0 --set lr=1e-3,alpha=1200
 
-Each ``--set`` is one RMU run (the benchmark's RMU parameters, then these) from the cached
-target, observed every ``--every`` steps; the observation is left out of nothing that matters
-here (no timing is reported). Prints markdown tables."""
+The target comes from the model cache (``target_recall.target_scenario``: its retain model
+is not trained). Each ``--set`` is one RMU run (the benchmark's RMU parameters, then these) from the cached
+target, observed every ``--every`` steps (an observation does not change the run: its random
+draws come from forked generators). Prints markdown tables."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,10 @@ import numpy as np
 import torch
 
 from unlearnbench.cache import ModelCache, default_cache_dir
+from target_recall import target_scenario
 from unlearnbench.methods._shared import decoder_layers
 from unlearnbench.methods.rmu import activation_mse, answer_mask, block_output, pick_layer
-from unlearnbench.scenarios import build_scenario, get_spec
+from unlearnbench.spec_names import get_spec
 from unlearnbench.unlearning import benchmark_params, unlearn
 
 
@@ -97,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = get_spec(args.benchmark)
-    scenario = build_scenario(spec, args.seed, ModelCache(default_cache_dir()))
+    scenario = target_scenario(spec, args.seed, ModelCache(default_cache_dir()))
     task, forget = scenario.task, scenario.forget
     retain = scenario.retain.subset(np.arange(min(args.retain_sample, len(scenario.retain))),
                                     "retain")

@@ -14,21 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cache import ModelCache, content_key
+from ..cache import ModelCache
 from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..specs import Recipe
 from ..train import StepBudget
 from .base import UnlearnContext
-from .sisa import (SisaEnsemble, SisaLayout, _Tensors, data_fingerprint, make_layout,
-                   reduced_slices, shard_seed, train_stages, training_data)
+from .sisa import (Checkpoints, SisaEnsemble, SisaLayout, load_or_train_checkpoints,
+                   make_layout, reduced_slices, shard_seed, train_stages, training_data)
 from .sisa import stage_epochs as sisa_stage_epochs
 
 # Bump when the training procedure changes, so stale cached checkpoints are never reused.
 _VERSION = 1
-_MEMO: dict[str, tuple[dict[str, torch.Tensor], dict]] = {}
-_MEMO_SIZE = 2
 
 
 @dataclass
@@ -107,17 +105,8 @@ def prepare(task, layout: SisaLayout, orders: list[list[int]], recipe: Recipe, e
     """The S3T original: every sequence of every shard trained stage by stage, with its weights
     after every stage, from the memo or the model cache if present. Original training: its own
     unlimited budget."""
-    key = content_key({"method": "s3t", "version": _VERSION, "data": data_fingerprint(task),
-                       "model": getattr(task, "model_name", type(task).__name__),
-                       "recipe": recipe, "seed": seed, "stage_epochs": epochs, "orders": orders,
-                       "device": torch.device(getattr(task, "device", "cpu")).type,
-                       "train_ids": np.asarray(layout.data.ids),
-                       "slices": [[np.asarray(layout.data.ids[p]) for p in shard]
-                                  for shard in layout.slices]})
-    if key in _MEMO:
-        return _MEMO[key]
 
-    def train(holder: _Tensors) -> dict:
+    def train(holder: Checkpoints) -> dict:
         wall, cpu = time.perf_counter(), time.process_time()
         for shard in range(layout.shards):
             for sequence, order in enumerate(orders):
@@ -132,11 +121,8 @@ def prepare(task, layout: SisaLayout, orders: list[list[int]], recipe: Recipe, e
                 "train_seconds": time.perf_counter() - wall,
                 "train_cpu_seconds": time.process_time() - cpu}
 
-    holder, meta = (cache or ModelCache()).get_or_train(key, _Tensors, train)
-    while len(_MEMO) >= _MEMO_SIZE:
-        _MEMO.pop(next(iter(_MEMO)))
-    _MEMO[key] = (holder.tensors, dict(meta, cached=True))
-    return holder.tensors, meta
+    return load_or_train_checkpoints("s3t", _VERSION, task, layout, recipe, epochs, seed, cache,
+                                     train, orders=orders)
 
 
 def setup(ctx: UnlearnContext, params: S3tParams):

@@ -165,7 +165,7 @@ def _state_of(tensors: dict[str, torch.Tensor], shard: int, stage: int) -> dict[
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-class _Tensors:
+class Checkpoints:
     """A named set of tensors with the two methods ``ModelCache`` uses of a model."""
 
     def __init__(self):
@@ -189,22 +189,36 @@ def data_fingerprint(task) -> str:
     return known[1]
 
 
-def prepare(task, layout: SisaLayout, recipe: Recipe, epochs: int, seed: int,
-            cache: ModelCache | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """The SISA original: every shard trained slice by slice, with its weights after every
-    stage (CPU tensors named ``shard{s}/slice{r}/<parameter>``), from the memo or the model
-    cache if present. Its training uses its own unlimited budget: it is original training."""
-    key = content_key({"method": "sisa", "version": _VERSION, "data": data_fingerprint(task),
+def load_or_train_checkpoints(method: str, version: int, task, layout: SisaLayout,
+                              recipe: Recipe, epochs: int, seed: int, cache: ModelCache | None,
+                              train, **key_parts) -> tuple[dict[str, torch.Tensor], dict]:
+    """A sharded method's per-stage checkpoints (SISA's, S3T's) from the process memo, the
+    model cache, or ``train(holder)``, which fills ``holder.tensors`` and returns the training's
+    metadata. Keyed by the method and its checkpoint ``version``, the data, model, recipe, seed,
+    stage epochs, device, training ids, each slice's ids and ``key_parts``."""
+    key = content_key({"method": method, "version": version, "data": data_fingerprint(task),
                        "model": getattr(task, "model_name", type(task).__name__),
                        "recipe": recipe, "seed": seed, "stage_epochs": epochs,
                        "device": torch.device(getattr(task, "device", "cpu")).type,
                        "train_ids": np.asarray(layout.data.ids),
                        "slices": [[np.asarray(layout.data.ids[p]) for p in shard]
-                                  for shard in layout.slices]})
+                                  for shard in layout.slices], **key_parts})
     if key in _MEMO:
         return _MEMO[key]
+    holder, meta = (cache or ModelCache()).get_or_train(key, Checkpoints, train)
+    while len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = (holder.tensors, dict(meta, cached=True))
+    return holder.tensors, meta
 
-    def train(holder: _Tensors) -> dict:
+
+def prepare(task, layout: SisaLayout, recipe: Recipe, epochs: int, seed: int,
+            cache: ModelCache | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """The SISA original: every shard trained slice by slice, with its weights after every
+    stage (CPU tensors named ``shard{s}/slice{r}/<parameter>``), from the memo or the model
+    cache if present. Its training uses its own unlimited budget: it is original training."""
+
+    def train(holder: Checkpoints) -> dict:
         wall, cpu = time.perf_counter(), time.process_time()
         tensors = {}
 
@@ -219,11 +233,8 @@ def prepare(task, layout: SisaLayout, recipe: Recipe, epochs: int, seed: int,
                 "train_seconds": time.perf_counter() - wall,
                 "train_cpu_seconds": time.process_time() - cpu}
 
-    holder, meta = (cache or ModelCache()).get_or_train(key, _Tensors, train)
-    while len(_MEMO) >= _MEMO_SIZE:
-        _MEMO.pop(next(iter(_MEMO)))
-    _MEMO[key] = (holder.tensors, dict(meta, cached=True))
-    return holder.tensors, meta
+    return load_or_train_checkpoints("sisa", _VERSION, task, layout, recipe, epochs, seed, cache,
+                                     train)
 
 
 def reduced_slices(layout: SisaLayout, shard: int, deleted_ids) -> list[np.ndarray]:
