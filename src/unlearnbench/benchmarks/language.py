@@ -67,13 +67,17 @@ TINY_METHOD_PARAMS: dict = {
 # (retain 0.71). GA (SGD) keeps its default lr over the 5x steps. RMU: SmolLM2's block-7
 # activations have a mean norm of 142 (per unit RMS 6.7), so the published c = 6.5 would
 # shrink them rather than misdirect them; c = 300 (about twice the norm; WMDP likewise used
-# 300 for Mixtral's larger activations). At the published lr 5e-5, and at 1e-3, RMU left the
-# answers almost untouched in 25 steps (not solved: see docs/benchmarks.md).
+# 300 for Mixtral's larger activations). The published α = 1200 holds everything in place:
+# forget and retain answers have nearly the same block-7 activations (cosine of their means
+# 0.97), so the α-weighted retain term outweighs the forget term as soon as anything moves.
+# At lr 1e-3, α 10 took the 10-epoch target's forget NLL from 0.005 to 12 nats in 25 steps
+# with retain NLL 0.007 -> 0.008 (α 100: forget 2.3; α 0: both collapse; benchmarks/
+# rmu_probe.py, docs/benchmarks.md).
 SMOL_BATCH = {"batch_size": 4}
 SMOL_METHOD_PARAMS: dict = {
     "ga": SMOL_BATCH, "graddiff": {**SMOL_BATCH, "lr": 2e-5},
     "npo": {**SMOL_BATCH, "lr": 2e-5}, "simnpo": {**SMOL_BATCH, "lr": 1e-4},
-    "rmu": {**SMOL_BATCH, "steering": 300.0},
+    "rmu": {**SMOL_BATCH, "steering": 300.0, "lr": 1e-3, "alpha": 10.0},
 }
 
 
