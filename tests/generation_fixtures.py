@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from unlearnbench.cache import ModelCache
+from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.scenarios import build_scenario, get_spec
 
 _BUILT: dict = {}
@@ -22,3 +25,14 @@ def generation_scenario(tmp_path_factory):
         _BUILT["scenario"] = build_scenario(spec, 0,
                                             ModelCache(generation_cache_dir(tmp_path_factory)))
     return _BUILT["scenario"]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    return generation_scenario(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def original_scores(scenario):
+    return {n: r.value for n, r in evaluate(scenario, scenario.original,
+                                            names=["gen_ua", "ira"]).items()}

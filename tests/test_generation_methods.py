@@ -15,7 +15,7 @@ from unlearnbench.models.diffusion import timestep_embedding
 from unlearnbench.registry import methods
 from unlearnbench.unlearning import unlearn
 
-from generation_fixtures import generation_scenario
+from generation_fixtures import original_scores, scenario  # noqa: F401 (fixtures)
 
 METHODS = ("concept_ablation", "selective_amnesia", "erasediff", "uce")
 # SA (replay sampling, a Fisher pass) and EraseDiff (K inner steps per step) take 20-70 s a
@@ -23,16 +23,6 @@ METHODS = ("concept_ablation", "selective_amnesia", "erasediff", "uce")
 RUNS = [pytest.param(m, marks=pytest.mark.slow) if m in ("selective_amnesia", "erasediff")
         else m for m in METHODS]
 
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    return generation_scenario(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def original_scores(scenario):
-    return {n: r.value for n, r in evaluate(scenario, scenario.original,
-                                            names=["gen_ua", "ira"]).items()}
 
 
 @pytest.mark.parametrize("method", RUNS)

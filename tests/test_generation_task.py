@@ -14,7 +14,7 @@ from unlearnbench.metrics.evaluation import evaluate
 from unlearnbench.metrics.inference import InferenceCache
 from unlearnbench.unlearning import unlearn
 
-from generation_fixtures import generation_cache_dir, generation_scenario
+from generation_fixtures import generation_cache_dir, original_scores, scenario  # noqa: F401
 from test_cli import ok, ub
 
 GENERATION_METHODS = ("original", "ga", "rl", "salun", "l1_sparse", "esd")
@@ -24,16 +24,6 @@ REGISTERED = (*GENERATION_METHODS, "retrain",
               # checked in test_generation_methods.py
               "concept_ablation", "selective_amnesia", "erasediff", "uce")
 
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    return generation_scenario(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def original_scores(scenario):
-    return {n: r.value for n, r in evaluate(scenario, scenario.original,
-                                            names=["gen_ua", "ira"]).items()}
 
 
 def test_sampling_is_deterministic_under_a_seed(scenario):
