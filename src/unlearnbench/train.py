@@ -87,6 +87,9 @@ def batch_size_of(output) -> int:
     first tensor of at least one dimension (nested in tuples, lists or mappings such as a
     Hugging Face output), times the sizes ``torch.func.vmap`` maps over (per-example gradients
     see one example at a time)."""
+    # torch.func has no public way to read the sizes a vmap maps over, so this reads its
+    # wrappers through torch's private functorch bindings; torch is pinned (constraints.txt),
+    # and test_methods_without_steps_report_what_they_pass fails if they move.
     from torch._C import _functorch
 
     if isinstance(output, dict):
