@@ -115,15 +115,18 @@ def test_text_from_the_store_is_escaped(hostile_db):
         assert raw in shown, raw  # shown as text, exactly as stored
 
 
+# The runs table as stores written before later columns and tables were added had it.
+OLD_RUNS_TABLE = ("CREATE TABLE runs (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, "
+                  "benchmark TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL, "
+                  "seed INTEGER NOT NULL, request INTEGER, status TEXT NOT NULL, error TEXT, "
+                  "started_at REAL, finished_at REAL, unlearn_seconds REAL, "
+                  "unlearn_cpu_seconds REAL, metrics_seconds REAL, steps INTEGER, "
+                  "versions TEXT, git_commit TEXT)")
+
 def test_an_old_store_gains_the_command_column(tmp_path):
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as old:
-        old.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, "
-                    "benchmark TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL, "
-                    "seed INTEGER NOT NULL, request INTEGER, status TEXT NOT NULL, error TEXT, "
-                    "started_at REAL, finished_at REAL, unlearn_seconds REAL, "
-                    "unlearn_cpu_seconds REAL, metrics_seconds REAL, steps INTEGER, "
-                    "versions TEXT, git_commit TEXT)")
+        old.execute(OLD_RUNS_TABLE)
         old.execute("INSERT INTO runs (key, benchmark, method, params, seed, status) "
                     "VALUES ('old', 'digits-random10', 'ga', '{}', 0, 'finished')")
     store = Store(db, command="unlearnbench run -b digits-random10")

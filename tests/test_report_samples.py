@@ -12,7 +12,7 @@ import torch
 from matplotlib.image import imread
 
 from generation_fixtures import generation_scenario
-from test_report_html import Page, driver, load  # noqa: F401 (driver: the browser fixture)
+from test_report_html import OLD_RUNS_TABLE, Page, driver, load  # noqa: F401 (driver: a fixture)
 from unlearnbench.report.html import build_report, write_report
 from unlearnbench.report.leaderboard import leaderboard
 from unlearnbench.store import RunRecord, Store
@@ -83,12 +83,7 @@ def test_the_report_shows_one_sample_grid_per_method(samples_db):
 def test_runs_without_samples_and_old_stores_show_no_grid(tmp_path):
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as old:  # a store written before samples were kept
-        old.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, "
-                    "benchmark TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL, "
-                    "seed INTEGER NOT NULL, request INTEGER, status TEXT NOT NULL, error TEXT, "
-                    "started_at REAL, finished_at REAL, unlearn_seconds REAL, "
-                    "unlearn_cpu_seconds REAL, metrics_seconds REAL, steps INTEGER, "
-                    "versions TEXT, git_commit TEXT)")
+        old.execute(OLD_RUNS_TABLE)
         old.execute("INSERT INTO runs (key, benchmark, method, params, seed, status) "
                     "VALUES ('old', 'digits-gen-class', 'ga', '{}', 0, 'finished')")
     store = Store(db)
