@@ -20,6 +20,7 @@ from unlearnbench.methods.flat import flat_loss, mean_token_probability
 from unlearnbench.methods.loku import fila, inverted_hinge_loss, lora_layers
 from unlearnbench.methods.whp import batch_targets, generic_logits, generic_targets, whp_loss
 from unlearnbench.models.pretrained import add_lora, merge_lora
+from unlearnbench.unlearning import method_needs
 
 from language_fixtures import SEED, forget_probability, task_without_refusals, unlearn_context
 from language_fixtures import batch as batch, scenario as scenario  # fixtures: see there
@@ -28,9 +29,9 @@ METHODS = ["whp", "flat", "loku"]
 
 
 def test_registered_for_language_with_their_data_needs():
-    needs = {name: registry.methods.get(name).attributes["needs"] for name in METHODS}
-    assert needs == {"whp": ("forget",), "flat": ("forget", "refusals"),
-                     "loku": ("forget", "retain")}
+    needs = {name: method_needs(name) for name in METHODS}
+    assert needs == {"whp": {"forget"}, "flat": {"forget", "refusals"},
+                     "loku": {"forget", "retain"}}
     for name in METHODS:
         assert registry.methods.get(name).attributes["tasks"] == ("language",)
 
@@ -107,12 +108,9 @@ def test_whp_generic_targets_lower_the_reinforced_tokens(scenario, batch):
     assert batch_targets(hard, batch)[clear].equal(v.argmax(-1)[clear])
 
 
-def test_whp_retain_weight_needs_retain_data(scenario):
-    ctx = unlearn_context(scenario)
-    ctx.retain = scenario.retain.subset(torch.arange(0).numpy(), "retain")
+def test_whp_retain_weight_needs_retain_data():
     entry = registry.methods.get("whp")
-    with pytest.raises(UserError, match="retain data"):
-        entry.obj(ctx, entry.params(retain_weight=1.0))
+    assert method_needs("whp", entry.params(retain_weight=1.0)) == {"forget", "retain"}
 
 
 # --------------------------------------------------------------------------- FLAT

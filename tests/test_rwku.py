@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from unlearnbench.data.rwku import (ATTACKS, MINI_TARGETS, load_rwku, load_rwku_mini,
                                     rwku_prompt)
@@ -16,7 +17,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.metrics.evaluation import Evaluation
 from unlearnbench.metrics.inference import InferenceCache
 from unlearnbench.metrics.rwku import first_tokens, rouge_recall
-from unlearnbench.registry import metrics
+from unlearnbench.registry import methods, metrics
 from unlearnbench.scenarios import build_scenario, get_spec
 from unlearnbench.unlearning import Scenario
 
@@ -111,20 +112,26 @@ def test_benchmark_form_and_prompt_rules(tmp_path):
         "Please briefly answer the following question.\nq\n")
 
 
-def test_rwku_files_on_a_model_directory_unlearn_and_score(tmp_path):
-    """The path form end to end: a saved Hugging Face model as it is, GA on the forget
-    corpus, every RWKU metric scored."""
+def path_scenario(tmp_path):
+    """rwku[path=...] on a saved one-layer Hugging Face model."""
     from unlearnbench.cache import ModelCache
-    from unlearnbench.metrics.evaluation import evaluate
     from unlearnbench.models.language import tiny_llama, train_tokenizer
     from unlearnbench.models.pretrained import save_hf_model
-    from unlearnbench.unlearning import unlearn
 
     write_target(tmp_path, "1_Stephen_King", KING)
     tokenizer = train_tokenizer([json.dumps(KING)], 300)
     save_hf_model(tiny_llama(tokenizer, 0, layers=1), tokenizer, tmp_path / "model")
-    scenario = build_scenario(f"rwku[path={tmp_path},model={tmp_path / 'model'}]", 0,
-                              ModelCache(tmp_path / "cache"))
+    return build_scenario(f"rwku[path={tmp_path},model={tmp_path / 'model'}]", 0,
+                          ModelCache(tmp_path / "cache"))
+
+
+def test_rwku_files_on_a_model_directory_unlearn_and_score(tmp_path):
+    """The path form end to end: a saved Hugging Face model as it is, GA on the forget
+    corpus, every RWKU metric scored."""
+    from unlearnbench.metrics.evaluation import evaluate
+    from unlearnbench.unlearning import unlearn
+
+    scenario = path_scenario(tmp_path)
     assert scenario.reference is scenario.original  # RWKU retrains nothing
     assert scenario.available_data() == {"forget", "refusals"}
     model, timings = unlearn(scenario, "ga", {"epochs": 1, "batch_size": 2})
@@ -132,6 +139,27 @@ def test_rwku_files_on_a_model_directory_unlearn_and_score(tmp_path):
     values = evaluate(scenario, model, names)
     assert all(values[n].value is not None for n in names)
     assert timings["cost_fraction"] > 0
+
+
+def test_npo_runs_without_a_retain_set_as_rwku_runs_it(tmp_path):
+    """NPO (and SimNPO, WHP) read the retain set only while their retain term is on: the RWKU
+    benchmarks switch it off, so NPO runs on the forget corpus alone; switched back on, it
+    is refused before any training, naming the data it lacks."""
+    from unlearnbench.specs import resolve_params
+    from unlearnbench.unlearning import method_needs, unlearn
+
+    npo = methods.get("npo")
+    assert method_needs("npo") == {"forget", "retain"}
+    assert method_needs("npo", resolve_params(npo.params, {"retain_term": "none"}, "npo")) \
+        == {"forget"}
+    assert method_needs("whp") == {"forget"}
+    scenario = path_scenario(tmp_path)
+    model, _ = unlearn(scenario, "npo", {"epochs": 1, "batch_size": 2})
+    moved = [not torch.equal(a, b) for a, b in zip(model.parameters(),
+                                                   scenario.original.parameters())]
+    assert any(moved)
+    with pytest.raises(UserError, match="'npo' needs retain data.*npo.*simnpo"):
+        unlearn(scenario, "npo", {"retain_term": "nll"})
 
 
 def test_rouge_l_recall_by_hand():

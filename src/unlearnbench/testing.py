@@ -30,8 +30,7 @@ from .params import check_values
 from .registry import datasets, methods, metrics, models
 from .scenarios import build_scenario, get_spec
 from .specs import BenchmarkSpec, Recipe, resolve_params
-from .unlearning import unlearn
-from .unlearning import DATA_KINDS, Scenario
+from .unlearning import DATA_KINDS, Scenario, method_needs, unlearn
 
 SEED = 0
 MAX_STEPS = 3  # the step cap of the budget check
@@ -158,10 +157,11 @@ def check_method_declaration(name: str) -> None:
     assert entry.description and "\n" not in entry.description, \
         f"method {name!r}: declaration: needs a one-line description"
     assert entry.attributes.get("tasks"), f"method {name!r}: declaration: declare tasks=(...)"
-    needs = entry.attributes.get("needs")
-    assert needs is not None, f"method {name!r}: declaration: declare needs=(...)"
-    assert set(needs) <= set(DATA_KINDS), \
-        f"method {name!r}: declaration: unknown needs {sorted(set(needs) - set(DATA_KINDS))}"
+    assert entry.attributes.get("needs") is not None, \
+        f"method {name!r}: declaration: declare needs=(...)"
+    needs = method_needs(name)
+    assert needs <= set(DATA_KINDS), \
+        f"method {name!r}: declaration: unknown needs {sorted(needs - set(DATA_KINDS))}"
     if entry.params is not None:
         for field in dataclasses.fields(entry.params):
             assert (field.default is not dataclasses.MISSING

@@ -95,24 +95,47 @@ def train_cached(cache: ModelCache, task: ClassificationTask, spec: BenchmarkSpe
     return cache.get_or_train(key, lambda: task.fresh_model(seed), train)
 
 
-def check_supports(method: str, scenario: Scenario) -> None:
-    """Refuse a method whose task or data (its ``needs``) the scenario does not have."""
+def method_needs(method: str, params=None) -> set[str]:
+    """The data ``method`` reads, in the vocabulary of ``DATA_KINDS``. A method declares
+    ``needs`` as a tuple, or as a function of its resolved hyperparameters where one of them
+    decides (NPO with ``retain_term="none"`` reads no retain set); ``params`` None means the
+    defaults."""
+    entry = methods.get(method)
+    needs = entry.attributes.get("needs", ())
+    if callable(needs):
+        needs = needs(params if params is not None else resolve_params(entry.params, {}, method))
+    return set(needs)
+
+
+def check_supports(method: str, scenario: Scenario, params: dict | None = None) -> None:
+    """Refuse a method whose task or data (its ``needs`` with the benchmark's hyperparameters
+    overridden by ``params``) the scenario does not have."""
     entry = methods.get(method)
     tasks = entry.attributes.get("tasks", ())
     if scenario.task.name not in tasks:
         raise UserError(f"method {method!r} does not support {scenario.task.name} tasks "
                         f"(it supports: {', '.join(tasks)})")
-    missing = sorted(set(entry.attributes.get("needs", ())) - scenario.available_data())
+    check_data(method, scenario.spec, scenario.available_data(), params)
+
+
+def check_data(method: str, spec, available: set[str], params: dict | None = None) -> None:
+    resolved = resolve_params(methods.get(method).params,
+                              benchmark_params(spec, method, params), method)
+    missing = sorted(method_needs(method, resolved) - available)
     if missing:
-        raise UserError(missing_data_message(method, missing, scenario.spec))
+        raise UserError(missing_data_message(method, missing, spec))
 
 
 def missing_data_message(method: str, missing: list[str], spec) -> str:
     able = [e.name for e in methods.entries() if spec.task in e.attributes.get("tasks", ())
-            and not set(e.attributes.get("needs", ())) & set(missing)]
+            and not method_needs(e.name, resolve_params(
+                e.params, benchmark_params(spec, e.name, None), e.name)) & set(missing)]
+    hint = ""
+    if callable(methods.get(method).attributes.get("needs")):
+        hint = f", or set {method}'s hyperparameters so that it does (`unlearnbench list methods`)"
     return (f"method {method!r} needs {' and '.join(missing)} data, which benchmark "
             f"{spec.name!r} does not give methods; choose one that does without it: "
-            f"{', '.join(able)}")
+            f"{', '.join(able)}{hint}")
 
 
 def benchmark_params(spec, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -152,7 +175,7 @@ def unlearn(scenario: Scenario, method: str, params: dict[str, Any] | None = Non
     retrained reference's (``Scenario.retrain_examples``); the timings hold the examples it
     did pass (``train.counting_examples``) and their fraction of the reference's."""
     entry = methods.get(method)
-    check_supports(method, scenario)
+    check_supports(method, scenario, params)
     resolved = resolve_params(entry.params, benchmark_params(scenario.spec, method, params), method)
     forget = scenario.newly_forgotten if scenario.newly_forgotten is not None else scenario.forget
     retain = (scenario.retain if scenario.spec.retain_available

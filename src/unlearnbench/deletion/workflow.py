@@ -106,7 +106,7 @@ def delete(model: str, data: str, forget: str | Iterable, method: str, out: str,
         choice = choose(request.scenario, seed, DEFAULT_TRIALS if tune is None else tune,
                         utility_tolerance)
         method, params = choice["method"], choice["params"]
-    check_supports(method, request.scenario)
+    check_supports(method, request.scenario, params)
     # The first optimizer step of a process imports torch._dynamo (seconds): not the method's time.
     import torch._dynamo  # noqa: F401
 

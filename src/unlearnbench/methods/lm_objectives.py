@@ -65,6 +65,14 @@ def retain_stream(ctx: UnlearnContext, batch_size: int):
     return endless_batches(ctx.task, ctx.retain, batch_size, (ctx.seed + 1) * 1_000_003)
 
 
+def reads_retain_when_used(params) -> tuple[str, ...]:
+    """``needs`` of a ``forget_then_retain`` method whose retain term can be switched off: the
+    retain set only while the term is on (``retain_term`` not "none", ``retain_weight`` > 0),
+    so the method runs where the retain set is withheld (RWKU's setting) once it is off."""
+    on = getattr(params, "retain_term", "nll") != "none" and params.retain_weight != 0
+    return ("forget", "retain") if on else ("forget",)
+
+
 def forget_then_retain(ctx: UnlearnContext, model: nn.Module, forget_batches: Iterable,
                        forget_loss: Callable, *, lr: float, batch_size: int,
                        retain_term: str = "nll", retain_weight: float = 1.0,

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from ..params import param
 from ..registry import methods
 from .base import UnlearnContext
-from .lm_objectives import (RETAIN_TERMS, check_retain_term, forget_then_retain, reference,
-                            reference_log_prob, sequence_log_prob)
+from .lm_objectives import (RETAIN_TERMS, check_retain_term, forget_then_retain,
+                            reads_retain_when_used, reference, reference_log_prob,
+                            sequence_log_prob)
 
 
 def npo_loss(log_prob: torch.Tensor, reference_log_prob: torch.Tensor, beta: float) -> torch.Tensor:
@@ -38,7 +39,7 @@ class NPOParams:
     forget_weight: float = param(1.0, ge=0)
 
 
-@methods.register("npo", params=NPOParams, tasks=("language",), needs=("forget", "retain"))
+@methods.register("npo", params=NPOParams, tasks=("language",), needs=reads_retain_when_used)
 def npo(ctx: UnlearnContext, params: NPOParams):
     """NPO: L = −(2/β)·E_f[log σ(−β·(log π_θ(y|x) − log π_θ₀(y|x)))] + w_r·retain term.
 
@@ -84,7 +85,8 @@ class SimNPOParams:
     retain_term: str = param("nll", choices=RETAIN_TERMS)
 
 
-@methods.register("simnpo", params=SimNPOParams, tasks=("language",), needs=("forget", "retain"))
+@methods.register("simnpo", params=SimNPOParams, tasks=("language",),
+                  needs=reads_retain_when_used)
 def simnpo(ctx: UnlearnContext, params: SimNPOParams):
     """SimNPO: L = w_f·(−(2/β)·E_f[log σ(−(β/|y|)·log π_θ(y|x) − γ)]) + λ·NLL(retain).
 

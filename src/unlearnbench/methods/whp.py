@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
 from .base import UnlearnContext
-from .lm_objectives import forget_then_retain, reference
+from .lm_objectives import forget_then_retain, reads_retain_when_used, reference
 
 
 def generic_logits(original: torch.Tensor, reinforced: torch.Tensor,
@@ -84,7 +83,7 @@ class WHPParams:
     retain_weight: float = param(0.0, ge=0)
 
 
-@methods.register("whp", params=WHPParams, tasks=("language",), needs=("forget",))
+@methods.register("whp", params=WHPParams, tasks=("language",), needs=reads_retain_when_used)
 def whp(ctx: UnlearnContext, params: WHPParams):
     """WHP: (1) fine-tune a copy θ_r of θ₀ further on the forget set (answer NLL, AdamW at
     ``reinforce_lr`` for ``reinforce_epochs``; these steps count against the step budget);
@@ -113,9 +112,6 @@ def whp(ctx: UnlearnContext, params: WHPParams):
     targets are taken at the scored answer positions only (the paper fine-tunes on every
     position of book text). With LoRA (the recipe's ``lora_rank``) both phases train adapters."""
     task = ctx.task
-    if params.retain_weight and len(ctx.retain) == 0:
-        raise UserError("whp with retain_weight > 0 needs retain data, which this benchmark "
-                        "withholds; set retain_weight to 0")
     reinforced = reinforce(ctx, params)
     targets = generic_targets(task, reference(ctx), reinforced, ctx.forget, params.batch_size,
                               params.alpha, params.soft_targets)

@@ -166,7 +166,7 @@ def run_method(scenario, method: str, params: dict, n_models: int, retrained: Po
     a failure on any seed fails the record (naming the seed) and raises nothing."""
     start, timings = time.perf_counter(), []
     try:
-        check_supports(method, scenario)
+        check_supports(method, scenario, params)
     except UserError as exc:
         record.status, record.error = "failed", str(exc)
         return record

@@ -23,7 +23,8 @@ from ..registry import methods, metrics
 from ..scenarios import get_spec
 from ..specs import coerce, resolve_params
 from ..store import RunRecord
-from ..unlearning import benchmark_params, check_supports, missing_data_message, unlearn
+from ..unlearning import (benchmark_params, check_supports, method_needs, missing_data_message,
+                          unlearn)
 from ..version import __version__
 
 
@@ -119,10 +120,10 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
         requests = [None] if spec.forget.requests == 1 else range(1, spec.forget.requests + 1)
         for name in method_names:
             entry = methods.get(name)
-            if not spec.retain_available and "retain" in entry.attributes.get("needs", ()):
-                raise UserError(missing_data_message(name, ["retain"], spec))
             params = resolve_params(entry.params,
                                     benchmark_params(spec, name, overrides.get(name)), name)
+            if not spec.retain_available and "retain" in method_needs(name, params):
+                raise UserError(missing_data_message(name, ["retain"], spec))
             resolved = dataclasses.asdict(params) if params is not None else {}
             jobs += [Job(spec.name, name, resolved, seed, max_steps, request, curve_every,
                          tuple(curve_metrics or ()), tuple(metric_names or ()), source, budget)
@@ -241,7 +242,7 @@ def run_job(job: Job, scenario, versions: dict, commit: str | None, start=None,
     if job.curve_every is not None:
         observer, every = curve_observer(job, scenario, record.curve)
     try:
-        check_supports(job.method, scenario)
+        check_supports(job.method, scenario, job.params)
         if observer is not None:
             observer(start if start is not None else scenario.original, 0)
         model, timings = unlearn(scenario, job.method, job.params, max_steps=job.max_steps,
