@@ -32,12 +32,19 @@ def planted(scenario):
     return copy.copy(scenario), model, tokens
 
 
-def test_forget_tokens_are_in_forget_answers_and_no_retain_answer(scenario):
-    tokens = set(forget_tokens(scenario.task, scenario.forget, scenario.retain).tolist())
-    _, retain = scenario.task.encode(scenario.retain.records)
-    _, forget = scenario.task.encode(scenario.forget.records)
-    assert tokens and not tokens & {t for a in retain for t in a}
-    assert tokens <= {t for a in forget for t in a}
+def test_forget_tokens_are_distinctive_of_the_forget_answers(scenario):
+    from collections import Counter
+
+    tokens = forget_tokens(scenario.task, scenario.forget, scenario.retain).tolist()
+    forget = Counter(t for a in scenario.task.encode(scenario.forget.records)[1] for t in a)
+    retain = Counter(t for a in scenario.task.encode(scenario.retain.records)[1] for t in a)
+    assert tokens
+    for t in tokens:
+        assert forget[t] >= 2
+        assert forget[t] / sum(forget.values()) >= 4 * (retain[t] + 1) / sum(retain.values())
+    # every answer ends with <eos>: shared, so not distinctive
+    assert forget[scenario.task.eos_id] == len(scenario.forget)
+    assert scenario.task.eos_id not in tokens
 
 
 def test_the_planted_vector_is_located_first(planted):
