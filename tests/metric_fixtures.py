@@ -146,7 +146,9 @@ def make_scenario(model_rows=ORIGINAL_ROWS, reference_rows=R_ROWS,
 
 
 def classification_metric_names() -> list[str]:
-    """Classification metrics that apply to every scenario (those needing a corrective
-    scenario's extra splits are checked in test_forget_kinds.py)."""
+    """Classification metrics that apply to every scenario and are computed by default (those
+    needing a corrective scenario's extra splits are checked in test_forget_kinds.py, the
+    Anamnesis Index, computed on request, in test_anamnesis.py)."""
     return [e.name for e in registry.metrics.entries()
-            if "classification" in e.attributes.get("tasks", ()) and not e.attributes.get("splits")]
+            if "classification" in e.attributes.get("tasks", ()) and not e.attributes.get("splits")
+            and not e.attributes.get("on_request")]

@@ -105,3 +105,12 @@ def test_no_value_for_a_model_without_value_vectors(scenario):
     assert value_matrices(wrapper) is None
     for name in NAMES[:4]:
         assert ev.value(name).value is None
+
+
+def test_computed_on_request_only(scenario):
+    from unlearnbench.metrics.evaluation import metric_names_for
+
+    assert set(NAMES[:4]) <= set(metric_names_for(scenario))  # they apply here...
+    defaults = evaluate(scenario, scenario.original, None)
+    assert not set(NAMES[:4]) & set(defaults)  # ...but are not computed unless named
+    assert "forget_prob" in defaults

@@ -137,12 +137,17 @@ class Registry:
 #   headline (optional, with a column): a table's rank aggregates it; the first headline
 #     column a table has is its sort metric;
 #   tasks, splits: where it applies (`metrics.evaluation`); suite (optional): a name
-#     `--metrics` accepts for every metric of that suite (tofu, muse, mia...).
+#     `--metrics` accepts for every metric of that suite (tofu, muse, mia...);
+#   applies (optional): a test of the scenario, False where the metric does not apply
+#     beyond its tasks and splits (the routing metrics: a model with routers);
+#   on_request (optional): True for a metric computed only when named (by itself or its
+#     suite), not in the default evaluation: it costs more than reading model outputs (the
+#     Anamnesis Index relearns, the concept vectors project every MLP value vector).
 GOALS = ("higher", "lower", "retrain")
 UNITS = ("%", "fraction", "ratio", "nats", "bits", "s")
 GROUPS = ("forget", "privacy", "utility", "overall", "cost")
 METRIC_ATTRIBUTES = {"goal", "title", "unit", "group", "column", "headline", "tasks", "splits",
-                     "suite"}
+                     "suite", "applies", "on_request"}
 
 
 def check_metric(who: str, attributes: dict) -> None:

@@ -142,7 +142,8 @@ def register(name: str, title: str, unit: str, column: int):
     # goal "retrain": a model retrained from scratch shares no vector with the original (cosine
     # near 0), one fine-tuned from the same base shares most; the reference says which.
     return metrics.register(name, tasks=("language",), goal="retrain", unit=unit, title=title,
-                            group="forget", column=column, suite="concept_vectors")
+                            group="forget", column=column, suite="concept_vectors",
+                            on_request=True)
 
 
 @register("concept_cosine", "Concept cos", "ratio", 80)

@@ -75,17 +75,22 @@ class Evaluation:
 
 def metric_names_for(scenario) -> list[str]:
     """The metrics that apply to a scenario: those of its task whose required splits (the
-    ``splits`` attribute: a corrective scenario's triggered test set, say) it has."""
+    ``splits`` attribute: a corrective scenario's triggered test set, say) it has, and whose
+    ``applies`` test, where they register one, it passes (the routing metrics: an MoE model)."""
     return [e.name for e in metrics.entries()
             if scenario.task.name in e.attributes.get("tasks", ())
-            and all(split in scenario.splits for split in e.attributes.get("splits", ()))]
+            and all(split in scenario.splits for split in e.attributes.get("splits", ()))
+            and e.attributes.get("applies", lambda _: True)(scenario)]
 
 
 def evaluate(scenario, model: nn.Module, names: list[str] | None = None,
              timings: dict | None = None, cache: InferenceCache | None = None
              ) -> dict[str, MetricResult]:
-    """Every requested metric (default: all that apply to the scenario) of ``model``."""
+    """Every requested metric of ``model`` (default: all that apply to the scenario, less those
+    computed on request only)."""
     cache = cache or InferenceCache(scenario.task)
     ev = Evaluation(scenario, model, cache, timings or {})
-    names = metric_names_for(scenario) if names is None else names
+    if names is None:
+        names = [n for n in metric_names_for(scenario)
+                 if not metrics.get(n).attributes.get("on_request")]
     return {name: ev.value(name) for name in names}

@@ -14,8 +14,8 @@ training mean). Every value reads the cached (N, 1) outputs of one pass per (mod
 - ``w1_forget``: the Wasserstein-1 distance between the unlearned and the retrained models'
   predictions on the forget set (the paper's "Wasserstein distance"; 0 for retraining).
 
-Not here: the paper's Anamnesis Index (steps to relearn the forget cohort, unlearned versus
-retrained), which trains two models per score."""
+The paper's Anamnesis Index (steps to relearn the forget cohort, unlearned versus
+retrained) is ``metrics/anamnesis.py``: it scores classifiers too."""
 from __future__ import annotations
 
 import numpy as np
