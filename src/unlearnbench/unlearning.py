@@ -115,7 +115,16 @@ def check_supports(method: str, scenario: Scenario, params: dict | None = None) 
     if scenario.task.name not in tasks:
         raise UserError(f"method {method!r} does not support {scenario.task.name} tasks "
                         f"(it supports: {', '.join(tasks)})")
+    check_request_kind(method, scenario.spec)
     check_data(method, scenario.spec, scenario.available_data(), params)
+
+
+def check_request_kind(method: str, spec) -> None:
+    """Refuse a method registered ``class_only`` (it erases one whole class) on another request."""
+    if methods.get(method).attributes.get("class_only") and spec.forget.kind != "class":
+        raise UserError(f"method {method!r} erases one whole class; benchmark {spec.name!r} "
+                        f"forgets {spec.forget.kind} examples: use a class request "
+                        "(digits-class, mnist-cnn-class)")
 
 
 def check_data(method: str, spec, available: set[str], params: dict | None = None) -> None:

@@ -23,8 +23,8 @@ from ..registry import methods, metrics
 from ..scenarios import get_spec
 from ..specs import coerce, resolve_params
 from ..store import RunRecord
-from ..unlearning import (benchmark_params, check_supports, method_needs, missing_data_message,
-                          unlearn)
+from ..unlearning import (benchmark_params, check_request_kind, check_supports, method_needs,
+                          missing_data_message, unlearn)
 from ..version import __version__
 
 
@@ -124,6 +124,7 @@ def plan(benchmark_names: list[str], method_names: list[str], seeds: list[int],
                                     benchmark_params(spec, name, overrides.get(name)), name)
             if not spec.retain_available and "retain" in method_needs(name, params):
                 raise UserError(missing_data_message(name, ["retain"], spec))
+            check_request_kind(name, spec)
             resolved = dataclasses.asdict(params) if params is not None else {}
             jobs += [Job(spec.name, name, resolved, seed, max_steps, request, curve_every,
                          tuple(curve_metrics or ()), tuple(metric_names or ()), source, budget)
