@@ -87,6 +87,26 @@ def test_news_smaller_forget_requests(chosen):
     assert ids(part, "verbatim") < ids(full, "verbatim")
 
 
+def test_news_validation_request_forgets_other_articles_of_the_same_corpus():
+    """news[validation=1] (``unlearnbench tune``): as many retain articles forgotten instead,
+    the evaluated forget articles retained, the same articles trained, the holdout kept."""
+    from unlearnbench.scenarios import get_spec
+
+    full, validation = news.load_news(), news.load_news(validation=True)
+
+    def texts(bundle, split):
+        return {r["text"] for r in bundle.splits[split].records}
+
+    assert len(texts(validation, "forget")) == len(texts(full, "forget")) == 80
+    assert not texts(validation, "forget") & texts(full, "forget")
+    assert texts(validation, "forget") <= texts(full, "retain")
+    assert texts(full, "forget") <= texts(validation, "retain")
+    assert texts(full, "holdout") == texts(validation, "holdout")
+    assert get_spec("news-mini[validation=1]").dataset_options["validation"] is True
+    with pytest.raises(UserError, match="validation=1"):
+        news.load_news(forget_fraction=0.4, holdout_fraction=0.3, validation=True)
+
+
 def test_news_bad_options():
     with pytest.raises(UserError, match="scale_1"):
         news.load_news("scale_9")

@@ -388,13 +388,18 @@ def generate_articles(n_articles: int, seed: int = 0, questions_per_article: int
 @datasets.register("news", source="generated offline (MUSE-like news)")
 def load_news(forget: str = "forget", n_articles: int = 320, forget_fraction: float = 0.25,
               holdout_fraction: float = 0.25, questions_per_article: int = 2,
-              verbatim_fraction: float = 0.6, seed: int = 0) -> TextBundle:
+              verbatim_fraction: float = 0.6, seed: int = 0,
+              validation: bool = False) -> TextBundle:
     """Synthetic news about fictitious towns, companies and people (MUSE-like, offline).
 
     ``n_articles`` articles (60-150 words) are shuffled by ``seed``; ``forget_fraction`` of
     them are the forget set, ``holdout_fraction`` the never-trained holdout set, the rest the
     retain set. Each article is one forget unit of the scale and sustain sets. ``forget``:
-    "forget", "scale_1".."scale_4" or "sustain_1".."sustain_4" (see ``documents.py``)."""
+    "forget", "scale_1".."scale_4" or "sustain_1".."sustain_4" (see ``documents.py``).
+
+    ``validation``: the request hyperparameters are tuned on (``unlearnbench tune``): as many
+    retain articles are forgotten instead, and the forget articles are retained; the same
+    articles are trained and the holdout is unchanged."""
     check_forget_choice(forget)
     if n_articles < 12:
         raise UserError(f"n_articles={n_articles} is too small: use at least 12")
@@ -410,6 +415,10 @@ def load_news(forget: str = "forget", n_articles: int = 320, forget_fraction: fl
     if n_forget + n_holdout >= n_articles:
         raise UserError(f"n_articles={n_articles} leaves no retain articles: use more articles "
                         "or smaller fractions")
+    if validation and n_articles - n_holdout < 2 * n_forget:
+        raise UserError(f"news[validation=1] forgets {n_forget} retain articles instead, and "
+                        f"n_articles={n_articles} leaves fewer: use more articles or a smaller "
+                        "forget_fraction")
     # Articles are generated independently, so position order is already random; the roles
     # are drawn once more so that a role never depends on the writer's topic sequence.
     order = np.random.default_rng([seed, 1]).permutation(n_articles)
@@ -417,6 +426,9 @@ def load_news(forget: str = "forget", n_articles: int = 320, forget_fraction: fl
     for rank, position in enumerate(order):
         roles[position] = ("forget" if rank < n_forget else
                            "holdout" if rank < n_forget + n_holdout else "retain")
+        if validation and roles[position] != "holdout":  # the next n_forget articles instead
+            roles[position] = ("forget" if n_forget + n_holdout <= rank < 2 * n_forget + n_holdout
+                               else "retain")
     documents, doc_roles = [], []
     questions = []
     for role in ("forget", "retain", "holdout"):  # forget documents first, in unit order
