@@ -1,7 +1,7 @@
-"""The class-forgetting methods for conditional diffusion models (CA, SA, EraseDiff, UCE) on
-digits-gen-class: the method contract, each forgets class 3 (UA well above the original's)
-while the other classes' samples stay recognisable (IRA within a stated margin), what each
-leaves untouched, and the errors a user can meet."""
+"""The class-forgetting methods for conditional diffusion models (CA, SA, EraseDiff, UCE, RECE,
+AdvUnlearn, SFD) on digits-gen-class: the method contract, each forgets class 3 (UA well above
+the original's) while the other classes' samples stay recognisable (IRA within a stated
+margin), what each leaves untouched, and the errors a user can meet."""
 from __future__ import annotations
 
 import pytest
@@ -17,11 +17,13 @@ from unlearnbench.unlearning import unlearn
 
 from generation_fixtures import original_scores, scenario  # noqa: F401 (fixtures)
 
-METHODS = ("concept_ablation", "selective_amnesia", "erasediff", "uce")
-# SA (replay sampling, a Fisher pass) and EraseDiff (K inner steps per step) take 20-70 s a
-# test on a shared core; the contract and quality tests run them with the slow ones.
-RUNS = [pytest.param(m, marks=pytest.mark.slow) if m in ("selective_amnesia", "erasediff")
-        else m for m in METHODS]
+METHODS = ("concept_ablation", "selective_amnesia", "erasediff", "uce", "rece", "adv_unlearn",
+           "sfd")
+# SA (replay sampling, a Fisher pass), EraseDiff (K inner steps per step) and AdvUnlearn (a PGD
+# attack inside every step) take 20-70 s a test on a shared core; the contract and quality
+# tests run them with the slow ones.
+SLOW = ("selective_amnesia", "erasediff", "adv_unlearn")
+RUNS = [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in METHODS]
 
 
 
@@ -79,7 +81,8 @@ def test_concept_ablation_trains_only_the_conditioning_weights(scenario):
     assert changed and all(n.startswith("condition.") or ".embed." in n for n in changed), changed
 
 
-@pytest.mark.parametrize("method,option", [("concept_ablation", "anchor"), ("uce", "guide")])
+@pytest.mark.parametrize("method,option", [("concept_ablation", "anchor"), ("uce", "guide"),
+                                           ("rece", "guide"), ("sfd", "override")])
 def test_an_anchor_that_is_the_forgotten_class_is_refused(scenario, method, option):
     with pytest.raises(UserError, match=f"{option} must be a class other than the forgotten 3"):
         unlearn(scenario, method, {option: 3})
