@@ -75,6 +75,15 @@ def tiny_hazard_spec() -> BenchmarkSpec:
                                model_options={"vocab_size": 512, "layers": 1, "hidden": 64})
 
 
+def tiny_skills_spec() -> BenchmarkSpec:
+    """skills-mini cut to 100 trained questions a skill and the same one-layer model."""
+    spec = get_spec("skills-mini")
+    return dataclasses.replace(spec, name="skills-test",
+                               dataset_options={"n_train": 100, "n_test": 20},
+                               recipe=dataclasses.replace(spec.recipe, epochs=2),
+                               model_options={"vocab_size": 512, "layers": 1, "hidden": 64})
+
+
 def tiny_rwku_spec() -> BenchmarkSpec:
     """rwku-mini on the target of ``tiny_language_spec`` (20 people), one target: RWKU's
     probe splits."""
@@ -88,7 +97,8 @@ def tiny_rwku_spec() -> BenchmarkSpec:
 SMALL_SPECS = {
     "classification": (lambda: get_spec("digits-random10"), lambda: get_spec("digits-labelswap"),
                        lambda: get_spec("digits-backdoor")),
-    "language": (tiny_language_spec, tiny_news_spec, tiny_hazard_spec, tiny_rwku_spec),
+    "language": (tiny_language_spec, tiny_news_spec, tiny_hazard_spec, tiny_rwku_spec,
+                 tiny_skills_spec),
     "regression": (lambda: get_spec("diabetes-random10"),),
 }
 _BUILT: dict[tuple[str, str], Scenario] = {}

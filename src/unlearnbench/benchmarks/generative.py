@@ -31,15 +31,19 @@ def digits_gen_class() -> BenchmarkSpec:
 # (8 epochs: 99.8% and 78%, inverted digits 34%).
 CANVAS_RECIPE = dataclasses.replace(DIGITS_DDPM_RECIPE, epochs=20)
 CANVAS_SAMPLES = {"samples_per_class": 10}
+CANVAS_METHOD_PARAMS = dict(DIGITS_DDPM_METHOD_PARAMS, ga={"lr": 7e-3, "max_grad_norm": 1.0})
 
 
-def canvas_spec(name: str, target: int, factor: str | None) -> BenchmarkSpec:
-    # digits-gen-class's method hyperparameters, not tuned on the grid: GA diverges here at
-    # 7e-3, 3e-3 and 1e-3 alike (style, seed 0).
+def canvas_spec(name: str, target: int, factor: str | None, dataset: str = "canvas-digits",
+                recipe: Recipe = CANVAS_RECIPE) -> BenchmarkSpec:
+    # digits-gen-class's method hyperparameters, not tuned on the grid, but GA's gradient
+    # clipped at norm 1: unclipped, its loss turns NaN on the 1215 images of a style at every
+    # rate tried (7e-3 to 5e-4; see methods/gradient_ascent.py). Clipped (style, seed 0) it
+    # ends finite with UA 100%, but IRA 20% and CRA 11%: the GA collapse.
     options = dict(CANVAS_SAMPLES, **({"forget_factor": factor} if factor else {}))
-    return BenchmarkSpec(name, "canvas-digits", "ddpm_unet", CANVAS_RECIPE,
+    return BenchmarkSpec(name, dataset, "ddpm_unet", recipe,
                          ForgetSpec("class", None, class_id=target), task="generation",
-                         model_options=options, method_params=DIGITS_DDPM_METHOD_PARAMS)
+                         model_options=options, method_params=CANVAS_METHOD_PARAMS)
 
 
 @benchmarks.register("canvas-digits-style", dataset="canvas-digits")
@@ -58,3 +62,19 @@ def canvas_digits_object() -> BenchmarkSpec:
 def canvas_digits_pair() -> BenchmarkSpec:
     """Digits in 6 styles, DDPM conditioned on (style, object); forget the pair (bold, 3)."""
     return canvas_spec("canvas-digits-pair", 23, None)
+
+
+# The grid on 28x28 MNIST (data/styles.py: 100 digits per class, 6000 training images): the
+# same 74k-parameter U-Net and sampling; 15 epochs (1410 steps, 205 CPU-s, seed 0). The
+# judges read the real test grid's styles 99.9% and digits 95.1%, but the original's samples
+# only 97.2% and 13.0%: this U-Net does not learn 28x28 digit shapes at this recipe.
+CANVAS_MNIST_RECIPE = dataclasses.replace(DIGITS_DDPM_RECIPE, epochs=15)
+
+
+@benchmarks.register("canvas-mnist-style", dataset="canvas-mnist")
+def canvas_mnist_style() -> BenchmarkSpec:
+    """MNIST digits in 6 styles, DDPM on (style, object); forget "bold". NOT CALIBRATED (docs).
+
+    The original's samples show their style 97% of the time but their digit only 13%: UA,
+    IRA and CRA are not meaningful until its U-Net learns 28x28 digits."""
+    return canvas_spec("canvas-mnist-style", 2, "style", "canvas-mnist", CANVAS_MNIST_RECIPE)

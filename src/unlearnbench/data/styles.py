@@ -12,6 +12,8 @@ transformations chosen so that a small CNN tells them apart and a small DDPM lea
 - ``striped``: a texture overlay, every other row of the background set to 0.5;
 - ``framed``: a one-pixel border at full intensity around the digit.
 
+On 28×28 MNIST (``canvas-mnist``) the bold, blurred and framed changes span two pixels.
+
 Every digit image appears in every style. A grid example's label is the pair (style, object)
 written as one integer, ``style * 10 + digit``, so every split, batch and method works on
 integer labels as before; ``GridBundle.factor_values`` reads the pair back."""
@@ -25,6 +27,7 @@ import numpy as np
 from ..registry import datasets
 from . import DataBundle, Split, make_split
 from .digits import load_digits
+from .mnist import load_mnist
 
 
 def _neighbours(x: np.ndarray) -> list[np.ndarray]:
@@ -33,13 +36,22 @@ def _neighbours(x: np.ndarray) -> list[np.ndarray]:
     return [padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]]
 
 
+def _scale(x: np.ndarray) -> int:
+    """How many pixels a style's stroke change spans: 1 on 8x8 digits, 2 on 28x28 MNIST (a
+    one-pixel change is within the stroke widths MNIST's writers already vary by)."""
+    return max(1, x.shape[0] // 12)
+
+
 def bold(x: np.ndarray) -> np.ndarray:
-    return np.maximum.reduce([x, *_neighbours(x)])
+    for _ in range(_scale(x)):
+        x = np.maximum.reduce([x, *_neighbours(x)])
+    return x
 
 
 def blurred(x: np.ndarray) -> np.ndarray:
-    padded = np.pad(x, 1)
-    return sum(padded[i:i + x.shape[0], j:j + x.shape[1]] for i in range(3) for j in range(3)) / 9
+    k = 2 * _scale(x) + 1
+    padded = np.pad(x, k // 2)
+    return sum(padded[i:i + x.shape[0], j:j + x.shape[1]] for i in range(k) for j in range(k)) / k**2
 
 
 def striped(x: np.ndarray) -> np.ndarray:
@@ -49,8 +61,9 @@ def striped(x: np.ndarray) -> np.ndarray:
 
 
 def framed(x: np.ndarray) -> np.ndarray:
+    width = _scale(x)
     frame = np.ones_like(x)
-    frame[1:-1, 1:-1] = 0
+    frame[width:-width, width:-width] = 0
     return np.maximum(x, frame)
 
 
@@ -110,3 +123,26 @@ def load_canvas_digits() -> GridBundle:
                       style_grid(digits.validation, "validation", 10),
                       style_grid(digits.test, "test", 10), len(STYLES) * 10,
                       tuple(STYLES), 10)
+
+
+# How many MNIST images per digit each canvas-mnist split keeps (the first ones of the
+# published splits): 6 styles x 10 digits x 100 = 6000 training images.
+CANVAS_MNIST_PER_DIGIT = {"train": 100, "validation": 20, "test": 50}
+
+
+def first_per_class(split: Split, per_class: int) -> Split:
+    """The first ``per_class`` examples of each class, in their original order."""
+    labels = split.targets.numpy()
+    keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class]
+                                   for c in np.unique(labels)]))
+    return split.subset(keep)
+
+
+@datasets.register("canvas-mnist", source="MNIST (see mnist) in 6 drawn styles, a subset")
+def load_canvas_mnist(root: str | None = None) -> GridBundle:
+    """MNIST in 6 styles: 6 × 10 (style, object) classes of 28x28 grey images, the first
+    ``CANVAS_MNIST_PER_DIGIT`` images per digit of each published split, each in every style."""
+    mnist = load_mnist(root)
+    splits = [style_grid(first_per_class(split, CANVAS_MNIST_PER_DIGIT[split.name]), split.name,
+                         10) for split in (mnist.train, mnist.validation, mnist.test)]
+    return GridBundle("canvas-mnist", *splits, len(STYLES) * 10, tuple(STYLES), 10)

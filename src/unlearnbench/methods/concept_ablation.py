@@ -8,7 +8,7 @@ from torch import nn
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
-from ._diffusion import class_images, forgotten_class, other_class
+from ._diffusion import anchor_conditions, class_images, erased_conditions
 from .base import UnlearnContext, freeze_all_but
 
 
@@ -48,10 +48,19 @@ def concept_ablation(ctx: UnlearnContext, params: ConceptAblationParams):
     epochs of them (about 60 steps on digits). Digits-gen-class, seed 0, 20 samples per
     class (UA / IRA; the original's 0% / 98.9%): every weight at 1e-4 for 20 epochs 95% /
     86.7%, at 1e-3 for 5 epochs 100% / 60.6%; the condition maps at 1e-4 for 5 epochs 0% /
-    98.9%, at 1e-3 for 5 epochs 55% / 98.9%, for 20 epochs 100% / 98.9%."""
-    forgotten = forgotten_class(ctx, "concept_ablation")
-    anchor = other_class(ctx, forgotten, params.anchor, "concept_ablation", "anchor")
-    anchors = class_images(ctx.retain, anchor, "anchor")
+    98.9%, at 1e-3 for 5 epochs 55% / 98.9%, for 20 epochs 100% / 98.9%.
+
+    On a style × object grid a style (object) request ablates every pair with the forgotten
+    style (object) onto the same pair in the anchor style (object), UnlearnCanvas's "erase
+    the style" with another style as the anchor concept: ``anchor`` is then a style (object),
+    -1 the next one, and the anchor images are every retained image of the anchor style
+    (object), each ablating the pair it stands for."""
+    erased = erased_conditions(ctx, "concept_ablation")
+    anchors = anchor_conditions(ctx, erased, params.anchor, "concept_ablation", "anchor")
+    anchor_images = class_images(ctx.retain, anchors, "anchor")
+    # The erased condition each anchor condition stands for.
+    ablated = torch.zeros(ctx.task.num_classes, dtype=torch.long)
+    ablated[anchors] = torch.tensor(erased)
     model = ctx.copy_original()
     trainable = (freeze_all_but(model, condition_modules(model)) if params.weights == "condition"
                  else list(model.parameters()))
@@ -59,11 +68,11 @@ def concept_ablation(ctx: UnlearnContext, params: ConceptAblationParams):
 
     def loss(batch):
         x_t, t, noise = ctx.task.noised(batch)
-        forget = torch.full_like(batch.targets, forgotten)
+        forget = ablated.to(batch.targets.device)[batch.targets]
         anchor_prediction = model(x_t, t, batch.targets)
         ablation = (model(x_t, t, forget) - anchor_prediction.detach()).pow(2).mean()
         return ablation + params.anchor_loss_weight * (anchor_prediction - noise).pow(2).mean()
 
-    batches = ctx.task.epochs(anchors, params.batch_size, params.epochs, ctx.seed)
+    batches = ctx.task.epochs(anchor_images, params.batch_size, params.epochs, ctx.seed)
     optimise(model, optimizer, batches, loss, ctx.budget)
     return model

@@ -8,7 +8,7 @@ import torch
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
-from ._diffusion import forgotten_class, paired_batches, random_other_conditions
+from ._diffusion import erased_conditions, paired_batches, random_other_conditions
 from .base import UnlearnContext
 
 
@@ -41,9 +41,11 @@ def erasediff(ctx: UnlearnContext, params: EraseDiffParams):
     20 samples per class, Adam 1e-3 for 20 epochs of the forget set (about 60 steps), UA /
     IRA (the original's 0% / 98.9%): λ = 1 40% / 97.8%, 3 60% / 96.7%, 5 75% / 96.7%,
     10 95% / 57.8%; λ = 3 for 40 epochs 90% / 72.2%; at Adam 1e-4 and λ = 0.1 nothing is
-    forgotten (0%). So λ = 5."""
-    forgotten = forgotten_class(ctx, "erasediff")
-    num_classes = ctx.task.num_classes
+    forgotten (0%). So λ = 5.
+
+    On a style × object grid a style (object) request's forget set holds every pair with
+    that style (object), and c′ is the same pair in a random other style (object)."""
+    erased_conditions(ctx, "erasediff")  # refuses a forget set that is not one concept
     model = ctx.copy_original()
     optimizer = make_optimizer(model.parameters(), "adam", params.lr)
 
@@ -55,7 +57,7 @@ def erasediff(ctx: UnlearnContext, params: EraseDiffParams):
     def loss(pair):
         forget, kept = pair
         x_t, t, _ = ctx.task.noised(forget)
-        pseudo = random_other_conditions(forget, forgotten, num_classes).to(x_t.device)
+        pseudo = random_other_conditions(ctx, forget).to(x_t.device)
         inner = copy.deepcopy(model)
         for _ in range(params.inner_steps):
             grads = torch.autograd.grad(forget_objective(inner, forget, x_t, t, pseudo),

@@ -9,7 +9,7 @@ from ..data import Split
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
-from ._diffusion import forgotten_class, paired_batches
+from ._diffusion import erased_conditions, paired_batches
 from .base import UnlearnContext, mean_nll_gradients
 
 
@@ -38,9 +38,13 @@ def selective_amnesia(ctx: UnlearnContext, params: SelectiveAmnesiaParams):
     the same γ and λ, the Fisher over the replayed classes only (one sampling pass serves
     both) and Adam 1e-3 for 20 epochs of the surrogate set (about 60 steps on digits):
     on digits-gen-class, seed 0, 20 samples per class, UA / IRA (the original's 0% / 98.9%)
-    are 30% / 97.2% at 1e-4 and 95% / 98.9% at 1e-3 (100% / 100% for 40 epochs)."""
-    forgotten = forgotten_class(ctx, "selective_amnesia")
-    others = [c for c in range(ctx.task.num_classes) if c != forgotten]
+    are 30% / 97.2% at 1e-4 and 95% / 98.9% at 1e-3 (100% / 100% for 40 epochs).
+
+    On a style × object grid a style (object) request forgets every pair with that style
+    (object): the surrogate noise takes each forget image's pair, the other pairs are
+    replayed."""
+    erased = erased_conditions(ctx, "selective_amnesia")
+    others = [c for c in range(ctx.task.num_classes) if c not in erased]
     images = ctx.task.sample(ctx.original, others, params.replay_per_class, ctx.seed)
     replay = Split("replay", images, torch.tensor(others).repeat_interleave(
         params.replay_per_class), np.arange(len(images)))

@@ -9,7 +9,7 @@ from ..errors import UserError
 from ..models.diffusion import timestep_embedding
 from ..params import param
 from ..registry import methods
-from ._diffusion import forgotten_class, other_class
+from ._diffusion import anchor_conditions, erased_conditions
 from .base import UnlearnContext
 
 
@@ -57,11 +57,15 @@ def uce(ctx: UnlearnContext, params: UCEParams):
     preserved with them). ``guide``: -2 the null condition (UCE's "" guide), -1 the next
     class, or a class. Reference code: rohitgandikota/unified-concept-editing, s_e = s_p = 1,
     λ = 0.5 (its defaults, kept). No gradient steps; the class embedding table and the biases
-    are left as they are."""
-    forgotten = forgotten_class(ctx, "uce")
+    are left as they are.
+
+    On a style × object grid a style (object) request erases every pair with that style
+    (object), each onto the null condition or (``guide`` ≥ -1 naming a style, or object)
+    onto the same pair in the guide style (object)."""
+    erased = erased_conditions(ctx, "uce")
     null = ctx.task.null_condition
-    guide = null if params.guide == -2 else other_class(ctx, forgotten, params.guide, "uce",
-                                                        "guide")
+    guides = ([null] * len(erased) if params.guide == -2
+              else anchor_conditions(ctx, erased, params.guide, "uce", "guide"))
     model = ctx.copy_original()
     if not all(hasattr(model, name) for name in ("time", "embed_condition", "embedding")):
         raise UserError("uce edits the class-conditional U-Net (ddpm_unet); this model has no "
@@ -69,10 +73,11 @@ def uce(ctx: UnlearnContext, params: UCEParams):
     device = next(model.parameters()).device
     times = torch.linspace(0, ctx.task.schedule.timesteps - 1, params.timesteps,
                            device=device).round().long()
-    kept = [c for c in range(ctx.task.num_classes + 1) if c not in (forgotten, guide)] + [guide]
+    kept = ([c for c in range(ctx.task.num_classes + 1) if c not in erased and c not in guides]
+            + sorted(set(guides)))
     with torch.no_grad():
-        erase = condition_inputs(model, [forgotten], times)
-        target = condition_inputs(model, [guide], times)
+        erase = condition_inputs(model, erased, times)
+        target = condition_inputs(model, guides, times)
         preserve = condition_inputs(model, kept, times)
         for module in model.modules():
             if isinstance(getattr(module, "embed", None), nn.Linear):
