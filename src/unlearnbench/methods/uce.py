@@ -38,7 +38,7 @@ def edited(weight: torch.Tensor, erase: torch.Tensor, guide: torch.Tensor,
     erase, guide, preserve = erase.double(), guide.double(), preserve.double()
     left = (params.lamb * weight + params.erase_scale * (weight @ guide.T) @ erase
             + params.preserve_scale * (weight @ preserve.T) @ preserve)
-    right = (params.lamb * torch.eye(weight.shape[1], dtype=torch.float64)
+    right = (params.lamb * torch.eye(weight.shape[1], dtype=torch.float64, device=weight.device)
              + params.erase_scale * erase.T @ erase + params.preserve_scale * preserve.T @ preserve)
     return torch.linalg.solve(right, left, left=False)
 
