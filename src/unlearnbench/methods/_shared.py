@@ -79,3 +79,21 @@ def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
             return name, module
     raise UserError("this method needs a transformer with a list of decoder blocks (model.layers or "
                     "transformer.h); this model has none")
+
+
+def greedy_inputs(model_name: str, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  do_sample: bool, pad_token_id: int | None, eos_token_id
+                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The attention mask, end-of-sequence ids and pad id of a hand-written greedy
+    ``generate`` (a model that wraps a Hugging Face one, as ULD's pair and KSD's abstainer),
+    with Hugging Face's defaults; sampling is refused."""
+    if do_sample:
+        raise UserError(f"the {model_name} model decodes greedily only; call generate with "
+                        "do_sample=False")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    eos = [] if eos_token_id is None else (
+        [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
+    eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
+    pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
+    return attention_mask, eos, pad

@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import UserError
 from ..params import param
 from ..registry import methods
-from ._shared import decoder_layers
+from ._shared import decoder_layers, greedy_inputs
 from .base import UnlearnContext
 
 # The abstention answer's logits: 0 for the forced token, this for every other one, so the
@@ -143,15 +143,8 @@ class AbstainingModel(nn.Module):
                  pad_token_id: int | None = None, eos_token_id=None) -> torch.Tensor:
         """Greedy decoding, prompts left-padded: (B, prompt + generated) token ids, as Hugging
         Face's ``generate``; a finished row continues with ``pad_token_id``."""
-        if do_sample:
-            raise UserError("the KSD model decodes greedily only; call generate with "
-                            "do_sample=False")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        eos = [] if eos_token_id is None else (
-            [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
-        eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
-        pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
+        attention_mask, eos, pad = greedy_inputs("KSD", input_ids, attention_mask, do_sample,
+                                                 pad_token_id, eos_token_id)
         sequences, mask = input_ids, attention_mask
         finished = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
         for _ in range(max_new_tokens):

@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..params import param
 from ..registry import methods
 from ..train import make_optimizer, optimise
-from ._shared import decoder_layers
+from ._shared import decoder_layers, greedy_inputs
 from .base import UnlearnContext
 from .lm_objectives import retain_stream
 
@@ -114,15 +114,8 @@ class LogitDifferenceModel(nn.Module):
         as Hugging Face's ``generate``. Both models keep their own key/value cache; positions
         count from each row's first real token; a row that has produced ``<eos>`` continues
         with ``pad_token_id``; decoding stops when every row has finished."""
-        if do_sample:
-            raise UserError("the ULD model decodes greedily only; call generate with "
-                            "do_sample=False")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        eos = [] if eos_token_id is None else (
-            [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
-        eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
-        pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
+        attention_mask, eos, pad = greedy_inputs("ULD", input_ids, attention_mask, do_sample,
+                                                 pad_token_id, eos_token_id)
         sequences, mask, step = input_ids, attention_mask, input_ids
         finished = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
         caches = [None, None]
