@@ -126,7 +126,7 @@ def test_entities_validation_forgets_other_people_of_the_same_number():
     assert trained[0] == trained[1]  # the same people are trained
     assert get_spec("entities-forget05[validation=1]").dataset_options["validation"] is True
     with pytest.raises(UserError, match="cannot be tuned"):
-        get_spec("news-mini[validation=1]")
+        get_spec("hazard-mini[validation=1]")
 
 
 def test_run_tuned_writes_runs_whose_params_are_the_stored_choice(tuned, cache, tmp_path,
@@ -206,5 +206,8 @@ def test_benchmarks_without_a_validation_request_are_refused(tmp_path):
     with pytest.raises(UserError, match="sequential requests"):
         tune("digits-sequential", ["ga"], 2, store)
     with pytest.raises(UserError, match="cannot be tuned"):
+        tune("hazard-mini", ["ga"], 2, store)
+    # news-mini has a validation request, but not TOFU's utility splits: refused untrained
+    with pytest.raises(UserError, match="real_entities.*--objective privleak"):
         tune("news-mini", ["ga"], 2, store)
     assert store.tunings() == []

@@ -182,7 +182,7 @@ def validation_variant(spec: BenchmarkSpec, on: bool, loader) -> BenchmarkSpec:
     if "validation" not in loader:
         raise UserError(f"benchmark {spec.name!r}: data set {spec.dataset!r} has no validation "
                         "forget request disjoint from its forget set, so it cannot be tuned; tune "
-                        "an entities benchmark (or tune classification benchmarks)")
+                        "an entities or news benchmark (or tune classification benchmarks)")
     return dataclasses.replace(spec, dataset_options=dict(spec.dataset_options, validation=on))
 
 

@@ -38,8 +38,10 @@ class O3Params:
     epochs: int = param(2, ge=1)          # over the forget set
     batch_size: int = param(16, ge=1)     # paper: 16
     orthogonal_weight: float = param(0.1, ge=0)  # paper: 0.1
-    shrinkage: float = param(0.5, ge=0, le=1)    # of the detector's covariance
-    quantile: float = param(0.99, gt=0, le=1)    # of the forget set's distances: gate ½
+    # of the detector's covariance, and the quantile of the forget set's distances where the
+    # gate is ½: both fractions, searched inside (0, 1]
+    shrinkage: float = param(0.5, ge=0, le=1, search=(0.05, 1.0))
+    quantile: float = param(0.99, gt=0, le=1, search=(0.9, 1.0))
     sharpness: float = param(10.0, gt=0)
 
 

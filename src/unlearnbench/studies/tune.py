@@ -50,6 +50,7 @@ from ..metrics.evaluation import evaluate, metric_names_for
 from ..registry import methods, metrics
 from ..requests.validation import VALIDATION_KINDS
 from ..scenarios import build_scenario, get_spec
+from ..spec_names import load_data
 from ..specs import resolve_params
 from ..store import Store
 from ..sweep.jobs import DEFAULT_METHODS, scenario_cache
@@ -177,6 +178,7 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
         raise UserError(f"forget kind {spec.forget.kind!r} has no validation request to tune on; "
                         f"tune a {', '.join(VALIDATION_KINDS)} benchmark instead")
     validation = get_spec(validation_name(benchmark))  # refuses data sets that cannot say it
+    check_objective_data(goal, validation, benchmark)
     for name in dict.fromkeys(method_names):
         if spec.task not in methods.get(name).attributes.get("tasks", ()):
             raise UserError(f"method {name!r} does not support {spec.task} tasks")
@@ -206,6 +208,20 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
         store.write_tuning(tuning)
         out[name] = dict(tuning, skipped=False)
     return {name: out[name] for name in names}
+
+
+def check_objective_data(goal: Objective, spec, benchmark: str) -> None:
+    """Refuse, before any model is trained, an objective whose metrics read splits the data
+    set does not have (TOFU's model utility on a news corpus)."""
+    needed = {split for name in goal.metrics
+              for split in metrics.get(name).attributes.get("splits", ())} - {"retain_eval"}
+    if not needed:
+        return
+    missing = sorted(needed - set(load_data(spec).splits))
+    if missing:
+        raise UserError(f"objective {goal.name} reads the {', '.join(missing)} split(s), which "
+                        f"benchmark {benchmark!r} does not have: choose another objective "
+                        "(--objective privleak for a news or book corpus)")
 
 
 def reference_model_utility(scenario, shared) -> float:
