@@ -48,6 +48,7 @@ def test_token_statistics_match_an_explicit_computation(scenario, stats):
 
 # -- the registered suite -------------------------------------------------------------------
 from unlearnbench.metrics.evaluation import evaluate, metric_names_for  # noqa: E402
+from unlearnbench.registry import metrics  # noqa: E402
 from unlearnbench.metrics.inference import InferenceCache  # noqa: E402
 from unlearnbench.metrics.text_scores import truth_ratio  # noqa: E402
 from unlearnbench.sweep.jobs import expand_metric_names  # noqa: E402
@@ -59,7 +60,8 @@ def full(scenario):
     target, with the retain model evaluated through the same cache. (The relearning attack
     scores a fine-tuned copy, another model, outside the shared cache.)"""
     cache = InferenceCache(scenario.task)
-    names = [n for n in metric_names_for(scenario) if n != "mia_gradnorm"]
+    names = [n for n in metric_names_for(scenario) if n != "mia_gradnorm"
+             and not metrics.get(n).attributes.get("on_request")]
     return cache, evaluate(scenario, scenario.original, names=names, cache=cache)
 
 
