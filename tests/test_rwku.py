@@ -75,7 +75,7 @@ def test_loader_reads_one_target_with_rwkus_prompts(tmp_path):
     assert qa["prefix"] == ("Please briefly answer the following question.\n"
                             "Question: Who wrote Carrie?\nAnswer:")
     suffix, in_context = splits["rwku_forget_3"].records
-    assert suffix["prefix"].endswith("Sure, the answer is\n")  # no "Answer:"
+    assert suffix["prefix"].endswith("Sure, the answer is")  # no "Answer:", no newline
     assert in_context["prefix"] == ("Please briefly answer the following question.\n"
                                     "Question: Who wrote It?\nAnswer: Stephen King\n"
                                     "Question: Who wrote Carrie?\nAnswer:")
@@ -112,17 +112,81 @@ def test_benchmark_form_and_prompt_rules(tmp_path):
         "Please briefly answer the following question.\nq\n")
 
 
-def path_scenario(tmp_path):
-    """rwku[path=...] on a saved one-layer Hugging Face model."""
+# ChatML, as SmolLM2's template writes a user turn (without its default system turn)
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def path_scenario(tmp_path, chat_template: str | None = None, options: str = ""):
+    """rwku[path=...] on a saved one-layer Hugging Face model (with ``chat_template``, its
+    tokenizer's chat format; ``options``: more benchmark options, e.g. ",chat=0")."""
     from unlearnbench.cache import ModelCache
     from unlearnbench.models.language import tiny_llama, train_tokenizer
     from unlearnbench.models.pretrained import save_hf_model
 
     write_target(tmp_path, "1_Stephen_King", KING)
     tokenizer = train_tokenizer([json.dumps(KING)], 300)
+    if chat_template:
+        tokenizer.chat_template = chat_template
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>",
+                                                                    "<|im_end|>"]})
     save_hf_model(tiny_llama(tokenizer, 0, layers=1), tokenizer, tmp_path / "model")
-    return build_scenario(f"rwku[path={tmp_path},model={tmp_path / 'model'}]", 0,
+    return build_scenario(f"rwku[path={tmp_path},model={tmp_path / 'model'}{options}]", 0,
                           ModelCache(tmp_path / "cache"))
+
+
+def test_probes_are_asked_in_the_models_chat_template(tmp_path):
+    """As eval_forget.py: the instruction is the user turn, the generation prompt follows,
+    then "Answer:" (none after an affirmative suffix); the task's start token is not doubled
+    when the template writes its own; chat=0 keeps the plain prompts."""
+    scenario = path_scenario(tmp_path, "{{ bos_token }}" + CHATML)
+    qa, = scenario.splits["rwku_forget_2"].records
+    assert qa["prefix"] == ("<|im_start|>user\nPlease briefly answer the following question."
+                            "\nQuestion: Who wrote Carrie?\n<|im_end|>\n<|im_start|>assistant\n"
+                            "Answer:")
+    suffix, in_context = scenario.splits["rwku_forget_3"].records
+    assert suffix["prefix"].endswith("Sure, the answer is<|im_end|>\n<|im_start|>assistant\n")
+    assert in_context["prefix"].endswith("Who wrote Carrie?\n<|im_end|>\n"
+                                         "<|im_start|>assistant\nAnswer:")
+    tokenizer = scenario.task.tokenizer
+    prompt_ids = scenario.task.encode([qa])[0][0]
+    assert prompt_ids[0] == tokenizer.bos_token_id != prompt_ids[1]
+    assert prompt_ids[1] == tokenizer.convert_tokens_to_ids("<|im_start|>")
+    # the MIA texts and the forget corpus are raw text, never templated
+    assert scenario.splits["rwku_forget_mia"].records[0]["text"] == "Stephen King is an author."
+    plain = path_scenario(tmp_path / "plain", CHATML, ",chat=0")
+    assert plain.splits["rwku_forget_2"].records[0]["prefix"] == rwku_prompt(
+        "Who wrote Carrie?", "2")
+
+
+def test_mia_zlib_and_min_k_plus_plus_as_rwku_computes_them(tmp_path):
+    """eval_mia.py's scores, computed here from one forward pass of each text alone: the mean
+    log-likelihood of the text's tokens, over its zlib length; Min-K%++ at 20%."""
+    import zlib
+
+    from unlearnbench.metrics.evaluation import evaluate
+
+    scenario = path_scenario(tmp_path)
+    model, tokenizer = scenario.original, scenario.task.tokenizer
+    names = ["rwku_mia_forget", "rwku_mia_forget_zlib", "rwku_mia_forget_minkpp",
+             "rwku_mia_retain_zlib", "rwku_mia_retain_minkpp"]
+    values = evaluate(scenario, model, names)
+    for split, kind in (("rwku_forget_mia", "forget"), ("rwku_retain_mia", "retain")):
+        text = scenario.splits[split].records[0]["text"]
+        ids = torch.tensor([[tokenizer.bos_token_id] + tokenizer(text)["input_ids"]])
+        with torch.no_grad():
+            log_p = torch.log_softmax(model(ids).logits[0, :-1].double(), -1)
+        token_lp = log_p.gather(-1, ids[0, 1:, None]).squeeze(-1)
+        mu = (log_p.exp() * log_p).sum(-1)
+        sigma = ((log_p.exp() * log_p.square()).sum(-1) - mu.square()).sqrt()
+        z = ((token_lp - mu) / sigma).sort().values
+        expected_zlib = -token_lp.mean().item() / len(zlib.compress(text.encode()))
+        expected_minkpp = z[:max(1, int(0.2 * len(z)))].mean().item()
+        assert values[f"rwku_mia_{kind}_zlib"].value == pytest.approx(expected_zlib, rel=1e-4)
+        assert values[f"rwku_mia_{kind}_minkpp"].value == pytest.approx(expected_minkpp,
+                                                                          rel=1e-3, abs=1e-3)
+    # LOSS also scores the closing <eos>, Zlib does not: they differ, both positive
+    assert values["rwku_mia_forget"].value > 0 and values["rwku_mia_forget_zlib"].value > 0
 
 
 def test_rwku_files_on_a_model_directory_unlearn_and_score(tmp_path):
@@ -219,7 +283,9 @@ def test_levels_and_pooled_all_with_known_answers():
     assert {n: a["goal"] for n, a in entries.items()} == {
         "rwku_forget_fb": "lower", "rwku_forget_qa": "lower", "rwku_forget_aa": "lower",
         "rwku_forget_all": "lower", "rwku_neighbor_fb": "higher", "rwku_neighbor_qa": "higher",
-        "rwku_neighbor_all": "higher", "rwku_mia_forget": "higher", "rwku_mia_retain": "lower"}
+        "rwku_neighbor_all": "higher", "rwku_mia_forget": "higher", "rwku_mia_retain": "lower",
+        "rwku_mia_forget_zlib": "higher", "rwku_mia_retain_zlib": "lower",
+        "rwku_mia_forget_minkpp": "lower", "rwku_mia_retain_minkpp": "higher"}
 
 
 def test_mini_probes_are_deterministic_and_from_the_facts():

@@ -144,7 +144,8 @@ class Registry:
 #     suite), not in the default evaluation: it costs more than reading model outputs (the
 #     Anamnesis Index relearns, the concept vectors project every MLP value vector).
 GOALS = ("higher", "lower", "retrain")
-UNITS = ("%", "fraction", "ratio", "nats", "bits", "s")
+# "score": dimensionless and of either sign (a z-score such as Min-K%++'s)
+UNITS = ("%", "fraction", "ratio", "nats", "bits", "s", "score")
 GROUPS = ("forget", "privacy", "utility", "overall", "cost")
 METRIC_ATTRIBUTES = {"goal", "title", "unit", "group", "column", "headline", "tasks", "splits",
                      "suite", "applies", "on_request"}

@@ -219,7 +219,7 @@ def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: st
     pretrained model as it is, and the reference is the original (RWKU retrains nothing).
     ``rwku-mini``: the target of ``entities-forget05`` (trained and cached as that benchmark
     trains it), its retain model as the reference, and the forget corpus its greedy answers."""
-    from .data.rwku import MINI_PEOPLE, mini_base
+    from .data.rwku import MINI_PEOPLE, mini_base, with_chat_template
     from .models.language import language_model_for
     from .tasks.language import LanguageTask
 
@@ -230,6 +230,7 @@ def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: st
                             "knows its targets; give model=DIR (a Hugging Face model) or a "
                             "registered pretrained model")
         tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
+        bundle = with_chat_template(bundle, tokenizer)
         task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
         original = task.fresh_model(0)
         # Nothing is retrained: the cost a method is compared with is the recipe's epochs

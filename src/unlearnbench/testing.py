@@ -44,7 +44,8 @@ FORGET_METRIC = {"classification": "forget_accuracy", "language": "forget_nll",
 REL_TOL = 1e-6
 # What a metric's unit says about its value ("%" a share in percent, "fraction" in [0, 1]...).
 UNIT_RANGES = {"%": (0.0, 100.0), "fraction": (0.0, 1.0), "ratio": (0.0, math.inf),
-               "nats": (0.0, math.inf), "bits": (0.0, math.inf), "s": (0.0, math.inf)}
+               "nats": (0.0, math.inf), "bits": (0.0, math.inf), "s": (0.0, math.inf),
+               "score": (-math.inf, math.inf)}
 
 
 # ----------------------------------------------------------------------------- small scenarios

@@ -18,8 +18,10 @@ answer), so the project's greedy generation answers it; ``metrics/rwku.py`` scor
 The bundle: ``forget`` the forget corpus, ``retain`` empty (RWKU has none), probe splits
 ``rwku_forget_{1,2,3}``, ``rwku_neighbor_{1,2}`` and the MIA texts ``rwku_forget_mia``,
 ``rwku_retain_mia``. A batch of targets (RWKU's batch-target setting) is the union of their
-files. Deviation: the prompt is plain text; RWKU wraps the instruction in the model's chat
-template before appending ``Answer:``.
+files. As ``eval_forget.py``, the instruction is the user turn of the model's chat template
+(with the generation prompt) and ``Answer:`` follows it: ``with_chat_template`` writes the
+prompts once the tokenizer is known; a tokenizer without a chat template, or ``chat=0``,
+leaves the plain instruction.
 
 ``rwku-mini`` (``load_rwku_mini``): the tiny Llama of ``entities-forget05``, trained from
 scratch on the fictitious people, plays the pretrained model that already knows them (RWKU:
@@ -41,6 +43,7 @@ reference (RWKU has none). Deviations besides the model:
   neighbours (retain), scored on the answer (the tokens the model was trained on)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -65,17 +68,49 @@ IN_CONTEXT_INSTRUCTION = "Please briefly answer the following question.\n{query}
 AFFIRMATIVE_SUFFIX, IN_CONTEXT = "affirmative suffix", "incontext learning"
 
 
-def rwku_prompt(query: str, level: str, attack: str = "") -> str:
-    """The prompt eval_forget.py builds for a probe (without the chat template): "Answer:"
-    after the instruction, except after an affirmative suffix; no "Question:" before an
-    in-context attack's own question-answer pairs."""
+ANSWER_CUE = "Answer:"
+
+
+def rwku_instruction(query: str, level: str, attack: str = "") -> tuple[str, str]:
+    """The user message eval_forget.py builds for a probe and the cue it appends after the
+    chat template: "Answer:", except after an affirmative suffix (whose message also lacks
+    the closing newline); no "Question:" before an in-context attack's own pairs."""
     attack = attack.lower().replace("_", " ")
     if str(level) == "1":
-        return FB_INSTRUCTION.format(query=query) + "Answer:"
+        return FB_INSTRUCTION.format(query=query), ANSWER_CUE
     if attack == IN_CONTEXT:
-        return IN_CONTEXT_INSTRUCTION.format(query=query) + "Answer:"
-    prompt = QA_INSTRUCTION.format(query=query)
-    return prompt if attack == AFFIRMATIVE_SUFFIX else prompt + "Answer:"
+        return IN_CONTEXT_INSTRUCTION.format(query=query), ANSWER_CUE
+    if attack == AFFIRMATIVE_SUFFIX:
+        return QA_INSTRUCTION.format(query=query).rstrip("\n"), ""
+    return QA_INSTRUCTION.format(query=query), ANSWER_CUE
+
+
+def rwku_prompt(query: str, level: str, attack: str = "", tokenizer=None) -> str:
+    """The prompt of a probe: its instruction in ``tokenizer``'s chat template (the user turn
+    and the assistant's generation prompt) followed by the cue, or, without a tokenizer or
+    a chat template, the instruction as plain text followed by the cue."""
+    message, cue = rwku_instruction(query, level, attack)
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return message + cue
+    text = tokenizer.apply_chat_template([{"role": "user", "content": message}],
+                                         tokenize=False, add_generation_prompt=True)
+    # the task puts the start token before every prompt: drop the template's own
+    start = tokenizer.bos_token
+    if start and text.startswith(start):
+        text = text[len(start):]
+    return text + cue
+
+
+def with_chat_template(bundle: TextBundle, tokenizer) -> TextBundle:
+    """The bundle with every probe's prompt rebuilt in ``tokenizer``'s chat template (probes
+    loaded with ``chat=0`` keep their plain prompts)."""
+    splits = dict(bundle.splits)
+    for name in PROBE_FILES:
+        if name in splits:
+            splits[name] = splits[name].with_records([
+                dict(r, prefix=rwku_prompt(r["query"], r["level"], r["type"], tokenizer))
+                if r.get("chat") else r for r in splits[name].records])
+    return dataclasses.replace(bundle, splits=splits)
 
 
 # ----------------------------------------------------------------------------- RWKU's files
@@ -132,13 +167,14 @@ def _require(path: Path, record: dict, fields: tuple) -> None:
 
 
 def probe_record(query: str, answer: str, level: str, attack: str, subject: str,
-                 prompt: str) -> dict:
+                 prompt: str, chat: bool = False) -> dict:
     return {"prefix": prompt, "continuation": answer, "query": query, "level": str(level),
-            "type": attack, "subject": subject}
+            "type": attack, "subject": subject, "chat": chat}
 
 
-def read_target(folder: Path) -> dict[str, list[dict]]:
-    """The records of one target's files, by split name (probes with their prompts)."""
+def read_target(folder: Path, chat: bool = True) -> dict[str, list[dict]]:
+    """The records of one target's files, by split name (probes with their plain prompts,
+    marked for the chat template when ``chat``)."""
     out = {}
     for split, stem in PROBE_FILES.items():
         path = folder / f"{stem}.json"
@@ -148,7 +184,8 @@ def read_target(folder: Path) -> dict[str, list[dict]]:
             level = str(r.get("level", stem[-1]))
             records.append(probe_record(r["query"], r["answer"], level, str(r.get("type", "")),
                                         str(r.get("subject", folder.name)),
-                                        rwku_prompt(r["query"], level, str(r.get("type", "")))))
+                                        rwku_prompt(r["query"], level, str(r.get("type", ""))),
+                                        chat))
         out[split] = records
     for split, stem in {**MIA_FILES, "forget": CORPUS_FILE}.items():
         path = folder / f"{stem}.json"
@@ -171,17 +208,18 @@ def _bundle(name: str, parts: dict[str, list[dict]]) -> TextBundle:
 
 
 @datasets.register("rwku", source="RWKU's per-target files in a local directory")
-def load_rwku(path: str | None = None, target: str = "1") -> TextBundle:
+def load_rwku(path: str | None = None, target: str = "1", chat: bool = True) -> TextBundle:
     """RWKU from a local directory: one target (``target=1``) or a batch (``target=1-10``,
     ``1+5+7``); forget corpus ``positive.json``, probes and MIA texts as in the module
-    docstring. The original is the given pretrained model as it is: nothing is trained."""
+    docstring; ``chat=0`` keeps the prompts plain for a model without a chat format. The
+    original is the given pretrained model as it is: nothing is trained."""
     if not path:
         raise UserError("the rwku data set needs the directory of RWKU's files: run the "
                         "benchmark as rwku[path=DIR,model=MODEL] (DIR holding Target/)")
     folders = target_directories(path, target)
     parts: dict[str, list[dict]] = {}
     for folder in folders:
-        for split, records in read_target(folder).items():
+        for split, records in read_target(folder, bool(chat)).items():
             parts.setdefault(split, []).extend(records)
     return _bundle("rwku-" + "+".join(f.name for f in folders), parts)
 

@@ -5,18 +5,22 @@ Each probe (``data/rwku.py``: a record with the prompt in ``prefix`` and the gol
 30 new tokens, so the answer is cut to its first 30 tokens (greedy decoding makes that the
 30-token answer). Score: ROUGE-L recall of the answer against the gold answer, ×100, averaged
 per level: FB (level 1), QA (2), AA (3) and All (every probe of the levels together). Forget
-probes: lower is better; neighbour probes: higher. MIA: the mean per-token NLL (RWKU's LOSS)
-of the forget-member texts (higher after forgetting) and of the retain-member texts (lower:
-unchanged). Definitions and deviations: docs/metrics.md, "RWKU"."""
+probes: lower is better; neighbour probes: higher. MIA, as ``eval_mia.py`` prints it, on the
+forget-member texts (FM) and the retain-member texts (RM): the mean per-token NLL (LOSS), that
+NLL over the text's zlib-compressed length (Zlib) and Min-K%++ at k = 20%. Definitions and
+deviations: docs/metrics.md, "RWKU"."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..data.text import prompt_and_answer
 from ..registry import metrics
 from .evaluation import Evaluation, MetricResult
+from .mia_text import min_k_plus_plus_score, zlib_score
 from .text_scores import rouge_l
 
 MAX_NEW_TOKENS = 30  # eval_forget.py's max_new_tokens
+MIN_K_PLUS_PLUS_SHARE = 0.2  # eval_mia.py prints Min-K%++ at 20%
 LEVELS = {"1": "FB", "2": "QA", "3": "AA"}
 
 
@@ -60,6 +64,26 @@ def mia_loss(ev: Evaluation, split: str) -> MetricResult:
                         values)
 
 
+def mia_zlib(ev: Evaluation, split: str) -> MetricResult:
+    """Per text, its mean token NLL over the byte length of its zlib compression (RWKU's Zlib
+    with the sign of LOSS turned, so that both rise as a text is forgotten)."""
+    stats = ev.output(split, "token_statistics").text_only()
+    texts = [prompt_and_answer(r)[1] for r in ev.scenario.splits[split].records]
+    values = -zlib_score(stats.log_probs, stats.offsets, texts)
+    return MetricResult(float(values.mean()) if len(values) else None, split, ev.ids(split),
+                        values)
+
+
+def mia_min_k_plus_plus(ev: Evaluation, split: str) -> MetricResult:
+    """Per text, Min-K%++ at k = 20%: the mean of its lowest fifth of per-token z-scores (a
+    member scores higher; it falls as a text is forgotten)."""
+    stats = ev.output(split, "token_statistics").text_only()
+    values = min_k_plus_plus_score(stats.log_probs, stats.mu, stats.sigma, stats.offsets,
+                                   MIN_K_PLUS_PLUS_SHARE)
+    return MetricResult(float(np.nanmean(values)) if len(values) else None, split,
+                        ev.ids(split), values)
+
+
 def _register_levels(kind: str, levels: tuple[str, ...], goal: str, group: str) -> None:
     splits = tuple(f"rwku_{kind}_{level}" for level in levels)
     title = "Forget" if kind == "forget" else "Neighbour"
@@ -97,3 +121,31 @@ def rwku_mia_forget(ev: Evaluation) -> MetricResult:
 def rwku_mia_retain(ev: Evaluation) -> MetricResult:
     """RWKU's MIA on the retain-member texts: mean per-token NLL (should stay as it was)."""
     return mia_loss(ev, "rwku_retain_mia")
+
+
+@metrics.register("rwku_mia_forget_zlib", tasks=("language",), splits=("rwku_forget_mia",),
+                  goal="higher", unit="ratio", group="privacy", title="RWKU MIA FM Zlib")
+def rwku_mia_forget_zlib(ev: Evaluation) -> MetricResult:
+    """RWKU's Zlib on the forget-member texts: token NLL over zlib bytes (rises as it forgets)."""
+    return mia_zlib(ev, "rwku_forget_mia")
+
+
+@metrics.register("rwku_mia_retain_zlib", tasks=("language",), splits=("rwku_retain_mia",),
+                  goal="lower", unit="ratio", group="privacy", title="RWKU MIA RM Zlib")
+def rwku_mia_retain_zlib(ev: Evaluation) -> MetricResult:
+    """RWKU's Zlib on the retain-member texts (should stay as it was)."""
+    return mia_zlib(ev, "rwku_retain_mia")
+
+
+@metrics.register("rwku_mia_forget_minkpp", tasks=("language",), splits=("rwku_forget_mia",),
+                  goal="lower", unit="score", group="privacy", title="RWKU MIA FM Min-K%++")
+def rwku_mia_forget_minkpp(ev: Evaluation) -> MetricResult:
+    """RWKU's Min-K%++ (20%) on the forget-member texts (falls as the model forgets)."""
+    return mia_min_k_plus_plus(ev, "rwku_forget_mia")
+
+
+@metrics.register("rwku_mia_retain_minkpp", tasks=("language",), splits=("rwku_retain_mia",),
+                  goal="higher", unit="score", group="privacy", title="RWKU MIA RM Min-K%++")
+def rwku_mia_retain_minkpp(ev: Evaluation) -> MetricResult:
+    """RWKU's Min-K%++ (20%) on the retain-member texts (should stay as it was)."""
+    return mia_min_k_plus_plus(ev, "rwku_retain_mia")
