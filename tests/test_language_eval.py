@@ -46,6 +46,43 @@ def test_token_statistics_match_an_explicit_computation(scenario, stats):
     assert stats.hit.mean() > 0.5  # the target has memorised its forget answers
 
 
+def test_records_read_shortest_first_keep_their_place(scenario, stats):
+    """The pass reads records by length (less padding) and puts them back in split order:
+    every record's log-probs are those of the record read alone, its greedy answer too."""
+    task, model, forget = scenario.task, scenario.original, scenario.forget
+    order = task.length_order(forget)
+    assert not np.array_equal(order, np.arange(len(order)))  # the order does change
+    for i in range(len(forget)):
+        batch = task.make_batch(forget.records[i:i + 1], forget.ids[i:i + 1])
+        with torch.no_grad():
+            logits = model(input_ids=batch.input_ids,
+                           attention_mask=batch.attention_mask).logits[0, :-1]
+        scored = batch.targets[0] != -100
+        alone = F.log_softmax(logits[scored].double(), -1).gather(
+            -1, batch.targets[0, scored][:, None]).squeeze(-1).numpy()
+        np.testing.assert_allclose(stats.log_probs[stats.offsets[i]:stats.offsets[i + 1]],
+                                   alone, atol=1e-4)
+    answers = task.generate(model, forget, batch_size=64)
+    for i in (int(order[0]), int(order[-1])):
+        assert answers[i] == task.generate(model, forget.subset(np.array([i])), batch_size=1)[0]
+
+
+def test_output_layer_runs_from_the_first_scored_position(scenario):
+    """A Hugging Face model computes logits only from the batch's first scored column on;
+    they are the full forward pass's at the scored positions."""
+    from unlearnbench.tasks.language import takes_logits_to_keep
+
+    task, model, forget = scenario.task, scenario.original, scenario.forget
+    batch = task.make_batch(forget.records[:8], forget.ids[:8])
+    assert takes_logits_to_keep(type(model)) and batch.first_scored > 0
+    with torch.no_grad():
+        full = model(input_ids=batch.input_ids,
+                     attention_mask=batch.attention_mask).logits[:, :-1][batch.targets != -100]
+        kept = task.logits(model, batch)
+    assert kept.shape == full.shape
+    torch.testing.assert_close(kept, full, atol=1e-5, rtol=1e-5)
+
+
 # -- the registered suite -------------------------------------------------------------------
 from unlearnbench.metrics.evaluation import evaluate, metric_names_for  # noqa: E402
 from unlearnbench.registry import metrics  # noqa: E402
