@@ -18,7 +18,7 @@ from unlearnbench.store import RunRecord, Store
 from unlearnbench.studies.tune import objective_for
 
 GOALS = {"higher", "lower", "retrain"}  # or a number: the best value
-UNITS = {"%", "fraction", "ratio", "nats", "bits", "s"}
+UNITS = {"%", "fraction", "ratio", "nats", "bits", "s", "score"}
 GROUPS = {"forget", "privacy", "utility", "overall", "cost"}
 TEMPORARY = "tmp_metadata_metric"
 

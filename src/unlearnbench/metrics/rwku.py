@@ -109,43 +109,24 @@ _register_levels("forget", ("1", "2", "3"), "lower", "forget")
 _register_levels("neighbor", ("1", "2"), "higher", "utility")
 
 
-@metrics.register("rwku_mia_forget", tasks=("language",), splits=("rwku_forget_mia",),
-                  goal="higher", unit="nats", group="privacy", title="RWKU MIA FM LOSS")
-def rwku_mia_forget(ev: Evaluation) -> MetricResult:
-    """RWKU's MIA on the forget-member texts: mean per-token NLL (rises as the model forgets)."""
-    return mia_loss(ev, "rwku_forget_mia")
+def _register_mia() -> None:
+    """The MIA scores on the forget members (FM: they move as the model forgets) and on the
+    retain members (RM: they should stay), e.g. ``rwku_mia_forget_zlib``."""
+    scores = {"": (mia_loss, "LOSS", "nats", "higher", "mean per-token NLL"),
+              "_zlib": (mia_zlib, "Zlib", "ratio", "higher", "token NLL over zlib bytes"),
+              "_minkpp": (mia_min_k_plus_plus, "Min-K%++", "score", "lower", "Min-K%++ (20%)")}
+    opposite = {"higher": "lower", "lower": "higher"}
+    for suffix, (score, title, unit, forget_goal, what) in scores.items():
+        for kind, goal in (("forget", forget_goal), ("retain", opposite[forget_goal])):
+            split = f"rwku_{kind}_mia"
+
+            def metric(ev: Evaluation, score=score, split=split) -> MetricResult:
+                return score(ev, split)
+
+            metric.__doc__ = f"RWKU's MIA on the {kind}-member texts: {what}."
+            metrics.register(f"rwku_mia_{kind}{suffix}", tasks=("language",), splits=(split,),
+                             goal=goal, unit=unit, group="privacy",
+                             title=f"RWKU MIA {kind[0].upper()}M {title}")(metric)
 
 
-@metrics.register("rwku_mia_retain", tasks=("language",), splits=("rwku_retain_mia",),
-                  goal="lower", unit="nats", group="privacy", title="RWKU MIA RM LOSS")
-def rwku_mia_retain(ev: Evaluation) -> MetricResult:
-    """RWKU's MIA on the retain-member texts: mean per-token NLL (should stay as it was)."""
-    return mia_loss(ev, "rwku_retain_mia")
-
-
-@metrics.register("rwku_mia_forget_zlib", tasks=("language",), splits=("rwku_forget_mia",),
-                  goal="higher", unit="ratio", group="privacy", title="RWKU MIA FM Zlib")
-def rwku_mia_forget_zlib(ev: Evaluation) -> MetricResult:
-    """RWKU's Zlib on the forget-member texts: token NLL over zlib bytes (rises as it forgets)."""
-    return mia_zlib(ev, "rwku_forget_mia")
-
-
-@metrics.register("rwku_mia_retain_zlib", tasks=("language",), splits=("rwku_retain_mia",),
-                  goal="lower", unit="ratio", group="privacy", title="RWKU MIA RM Zlib")
-def rwku_mia_retain_zlib(ev: Evaluation) -> MetricResult:
-    """RWKU's Zlib on the retain-member texts (should stay as it was)."""
-    return mia_zlib(ev, "rwku_retain_mia")
-
-
-@metrics.register("rwku_mia_forget_minkpp", tasks=("language",), splits=("rwku_forget_mia",),
-                  goal="lower", unit="score", group="privacy", title="RWKU MIA FM Min-K%++")
-def rwku_mia_forget_minkpp(ev: Evaluation) -> MetricResult:
-    """RWKU's Min-K%++ (20%) on the forget-member texts (falls as the model forgets)."""
-    return mia_min_k_plus_plus(ev, "rwku_forget_mia")
-
-
-@metrics.register("rwku_mia_retain_minkpp", tasks=("language",), splits=("rwku_retain_mia",),
-                  goal="higher", unit="score", group="privacy", title="RWKU MIA RM Min-K%++")
-def rwku_mia_retain_minkpp(ev: Evaluation) -> MetricResult:
-    """RWKU's Min-K%++ (20%) on the retain-member texts (should stay as it was)."""
-    return mia_min_k_plus_plus(ev, "rwku_retain_mia")
+_register_mia()
