@@ -207,7 +207,10 @@ def o3(ctx: UnlearnContext, params: O3Params):
     of the classifier (Conv layers stay frozen) with Adam on the forget set relabelled with
     random wrong classes (``task.relabel_wrong``), minimising CE + ``orthogonal_weight`` ·
     Σ_layers Σ_old ‖A_new A_oldᵀ‖²_F; the earlier adapters stay frozen. It reads no retain
-    data: the detector is what protects the rest. The detector is a shrunk-covariance
+    data: the detector is what protects the rest, so O3 suits requests that form a
+    distribution of their own (a class, a domain); on a random sample of the whole data the
+    detector gates every input and the random-label adapter takes over every prediction
+    (mnist-random10: test accuracy 11%). The detector is a shrunk-covariance
     Mahalanobis Gaussian over the frozen original's penultimate features of the forget set
     (see the module docstring); its gate scales the request's adapter per input at inference
     (and the adapter is trained with gate 1). A later sequential request continues from the
