@@ -197,8 +197,10 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
     from .models.language import language_model_for
     from .tasks.language import LanguageTask
 
-    if spec.dataset in ("rwku", "rwku-mini"):
+    if spec.dataset in ("rwku", "rwku-mini", "rwku-smol"):
         return _rwku_scenario(spec, seed, cache, device)
+    if spec.dataset == "skills-smol":
+        return _skills_smol_scenario(spec, seed, cache, device)
     bundle = load_data(spec)
     tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
     task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
@@ -216,7 +218,8 @@ def _language_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device
 def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: str) -> Scenario:
     """RWKU (``data/rwku.py``): the original is a model that already knows its targets, not
     trained here; the forget set is text that model wrote about them. ``rwku``: the given
-    pretrained model as it is, and the reference is the original (RWKU retrains nothing).
+    pretrained model as it is, and the reference is the original (RWKU retrains nothing);
+    ``rwku-smol`` likewise, its forget corpus the model's answers to description requests.
     ``rwku-mini``: the target of ``entities-forget05`` (trained and cached as that benchmark
     trains it), its retain model as the reference, and the forget corpus its greedy answers."""
     from .data.rwku import MINI_PEOPLE, mini_base, with_chat_template
@@ -224,7 +227,7 @@ def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: st
     from .tasks.language import LanguageTask
 
     bundle = load_data(spec)
-    if spec.dataset == "rwku":
+    if spec.dataset in ("rwku", "rwku-smol"):
         if spec.model in models and not models.get(spec.model).attributes.get("pretrained"):
             raise UserError(f"benchmark {spec.name!r}: RWKU unlearns a pretrained model that "
                             "knows its targets; give model=DIR (a Hugging Face model) or a "
@@ -233,6 +236,15 @@ def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: st
         bundle = with_chat_template(bundle, tokenizer)
         task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model)
         original = task.fresh_model(0)
+        if spec.dataset == "rwku-smol":
+            from .data.rwku_smol import CORPUS_TOKENS, written_corpus
+
+            corpus = written_corpus(bundle.splits["forget"], tokenizer, lambda split:
+                                    task.generate(original, split, max_new_tokens=CORPUS_TOKENS))
+            bundle = dataclasses.replace(bundle, splits=dict(bundle.splits, forget=corpus))
+            # the probes are scored on 30 new tokens (metrics/rwku.py): generate no more
+            task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model,
+                                max_new_tokens=30)
         # Nothing is retrained: the cost a method is compared with is the recipe's epochs
         # over the forget corpus, done in no time (retrain_seconds 0).
         meta = {"role": "original", "benchmark": spec.name, "seed": seed,
@@ -261,6 +273,29 @@ def _rwku_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: st
     task = LanguageTask(bundle, tokenizer, make_model, device, model_name=base.model)
     return Scenario(spec, seed, task, bundle.splits, original, reference, original_meta,
                     reference_meta, cache=cache)
+
+
+def _skills_smol_scenario(spec: BenchmarkSpec, seed: int, cache: ModelCache, device: str
+                          ) -> Scenario:
+    """skills-smol (``data/skills.py``): the pretrained model as it is has both skills; its
+    questions are put in the model's chat template. Nothing is trained, so the reference is
+    the original (there is no model without the forget skill to compare with)."""
+    from .data.skills import with_chat_prompts
+    from .models.language import language_model_for
+    from .tasks.language import LanguageTask
+
+    bundle = load_data(spec)
+    tokenizer, make_model = language_model_for(spec.model, bundle, cache, spec.model_options)
+    bundle = with_chat_prompts(bundle, tokenizer)
+    # an answer is scored on its first line, a few tokens: 16 new tokens hold it (KSD decodes
+    # without a key/value cache, at a cost growing with every token)
+    task = LanguageTask(bundle, tokenizer, make_model, device, model_name=spec.model,
+                        max_new_tokens=16)
+    original = task.fresh_model(0)
+    meta = {"role": "original", "benchmark": spec.name, "seed": seed,
+            "examples": len(bundle.splits["forget"]), "train_seconds": 0.0,
+            "train_cpu_seconds": 0.0}
+    return Scenario(spec, seed, task, bundle.splits, original, original, meta, meta, cache=cache)
 
 
 def with_retain_eval(splits: dict) -> dict:

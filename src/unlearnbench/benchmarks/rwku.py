@@ -43,3 +43,23 @@ def rwku_mini() -> BenchmarkSpec:
                          task="language", model_options=TINY_MODEL,
                          method_params=MINI_METHOD_PARAMS, retain_available=False,
                          model_seed=0)
+
+
+# rwku-smol: SmolLM2's method settings, NPO forget-only at the rate RWKU's rule picks in its
+# single-target setting (seed 0, the first target; docs/benchmarks.md, "RWKU on SmolLM2-135M"):
+# the largest of the grid keeping the neighbour All near the original's 100. GA 0.002 / 0.003
+# leave forget All 64 / 45 and neighbour All 88 / 25; NPO 1e-4 / 2e-4: 55 / 36 and 100 / 75.
+SMOL_RWKU_PARAMS: dict = {**SMOL_METHOD_PARAMS,
+                          **forget_only({**SMOL_METHOD_PARAMS,
+                                         "npo": {**SMOL_METHOD_PARAMS["npo"], "lr": 1e-4}})}
+
+
+@benchmarks.register("rwku-smol", dataset="rwku-smol")
+def rwku_smol() -> BenchmarkSpec:
+    """RWKU's protocol offline on real people: SmolLM2-135M-Instruct as it is forgets the
+    famous people it knows (all at once; targets=1,first=K for one) from its own descriptions
+    of them; no retain corpus."""
+    return BenchmarkSpec("rwku-smol", "rwku-smol", "smollm2-135m", SMOL_RECIPE, DATA_DEFINED,
+                         {}, task="language",
+                         method_params=SMOL_RWKU_PARAMS, retain_available=False,
+                         model_seed=0)

@@ -90,15 +90,21 @@ def rwku_prompt(query: str, level: str, attack: str = "", tokenizer=None) -> str
     and the assistant's generation prompt) followed by the cue, or, without a tokenizer or
     a chat template, the instruction as plain text followed by the cue."""
     message, cue = rwku_instruction(query, level, attack)
+    return chat_prompt(message, tokenizer) + cue
+
+
+def chat_prompt(message: str, tokenizer=None) -> str:
+    """``message`` as the user turn of ``tokenizer``'s chat template with the assistant's
+    generation prompt; as it is without a tokenizer or a chat template."""
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        return message + cue
+        return message
     text = tokenizer.apply_chat_template([{"role": "user", "content": message}],
                                          tokenize=False, add_generation_prompt=True)
     # the task puts the start token before every prompt: drop the template's own
     start = tokenizer.bos_token
     if start and text.startswith(start):
         text = text[len(start):]
-    return text + cue
+    return text
 
 
 def with_chat_template(bundle: TextBundle, tokenizer) -> TextBundle:
