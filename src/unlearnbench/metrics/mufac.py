@@ -4,7 +4,8 @@ logistic-regression membership-inference attack, its forgetting score, and NoMUS
 Reference code (ndb796/MachineUnlearning, ``cal_mia`` / ``simple_mia``, itself the NeurIPS
 2023 unlearning challenge's starting kit): per-sample cross-entropy losses of the forget set
 (label 1) and of the unseen test set (label 0), the forget set shuffled and cut to the size
-of the unseen set; ``LogisticRegression()`` with sklearn's defaults on the raw loss;
+of the unseen set; ``LogisticRegression()`` with sklearn's defaults on the raw loss (fitted
+here by ``logistic_fit_1d``, the same optimum);
 ``cross_val_score`` accuracy over ``StratifiedShuffleSplit(n_splits=10, random_state=0)``
 (default test_size, i.e. 10%); MIA = mean accuracy, 0.5 = the attacker cannot tell forget
 from unseen. NoMUS = (TestAcc + (1 − 2·|MIA − 0.5|)) / 2. (The README's results tables label
@@ -28,8 +29,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+from scipy.special import expit
+from sklearn.model_selection import StratifiedShuffleSplit
 
 from ..registry import metrics
 from .evaluation import Evaluation, MetricResult
@@ -71,13 +72,52 @@ def loss_lr_mia(forget_losses: np.ndarray, unseen_losses: np.ndarray, seed: int)
     forget, unseen = balanced_loss_samples(forget_losses, unseen_losses, seed)
     if len(forget) < 2:
         return float("nan")
-    features = np.concatenate([unseen, forget])[:, None]
+    features = np.concatenate([unseen, forget])
     labels = np.concatenate([np.zeros(len(unseen), np.int64), np.ones(len(forget), np.int64)])
     splits = StratifiedShuffleSplit(n_splits=N_SPLITS, test_size=split_test_size(len(labels)),
                                     random_state=SPLIT_RANDOM_STATE)
-    scores = cross_val_score(LogisticRegression(), features, labels, cv=splits,
-                             scoring="accuracy")
+    scores = []
+    for train, test in splits.split(features[:, None], labels):
+        weight, intercept = logistic_fit_1d(features[train], labels[train])
+        predicted = (weight * features[test] + intercept > 0).astype(np.int64)
+        scores.append(np.mean(predicted == labels[test]))
     return float(np.mean(scores))
+
+
+def logistic_fit_1d(x: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
+    """``LogisticRegression()``'s fit on one feature: the minimiser of Σ log(1 + e^{−ŷ z}) +
+    ½ w² (C = 1, the intercept unpenalised), z = w x + b, by Newton's method with step
+    halving. The same optimum as sklearn's L-BFGS, reached to 1e-10 rather than its 1e-4
+    gradient tolerance, in a hundredth of the time: sklearn's fits were three quarters of a
+    digits evaluation."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    theta = np.zeros(2)  # w, b
+
+    def objective(t):
+        z = t[0] * x + t[1]
+        return np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * t[0] ** 2
+
+    value = objective(theta)
+    for _ in range(max_iter):
+        p = expit(theta[0] * x + theta[1])
+        gradient = np.array([np.sum((p - y) * x) + theta[0], np.sum(p - y)])
+        s = p * (1 - p)
+        hessian = np.array([[np.sum(s * x * x) + 1.0, np.sum(s * x)],
+                            [np.sum(s * x), np.sum(s) + 1e-12]])
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while scale > 1e-8:  # halve until the objective does not rise
+            candidate = theta - scale * step
+            candidate_value = objective(candidate)
+            if candidate_value <= value:
+                break
+            scale /= 2
+        else:
+            break
+        theta, previous, value = candidate, value, candidate_value
+        if previous - value <= 1e-12 * max(1.0, abs(value)) and np.abs(gradient).max() < 1e-8:
+            break
+    return float(theta[0]), float(theta[1])
 
 
 def nomus_score(test_accuracy: float, mia: float) -> float:
