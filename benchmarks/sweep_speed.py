@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from classification_grid import CLI, timed
+from classification_grid import timed
 
 
 def classification_methods(class_only: bool) -> list[str]:
