@@ -187,11 +187,14 @@ class LanguageTask:
     def logits(self, model: nn.Module, batch: TextBatch) -> torch.Tensor:
         """Next-token logits at the scored positions, (T, vocab), in row-major order. A model
         that takes ``logits_to_keep`` (Hugging Face's causal LMs) runs its output layer only
-        from the first scored column on, not over every prompt token: on SmolLM2 that layer
-        (576 x 49,152) is a fifth of a token's forward cost."""
+        from the first scored column on, not over every prompt token, when no gradient is
+        taken (evaluation): on SmolLM2 that layer (576 x 49,152) is a fifth of a token's
+        forward cost. Training keeps the full pass, whose rounding every trained model and
+        test value was made with (a smaller matmul rounds differently, and training
+        amplifies it)."""
         scored = batch.targets != -100
         first = batch.first_scored
-        if first > 0 and takes_logits_to_keep(type(model)):
+        if first > 0 and not torch.is_grad_enabled() and takes_logits_to_keep(type(model)):
             keep = batch.input_ids.shape[1] - first
             logits = self.forward(model, batch, logits_to_keep=keep).logits
             return logits[:, :-1][scored[:, first:]]
