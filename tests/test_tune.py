@@ -187,16 +187,45 @@ def test_the_search_space_follows_the_benchmark_defaults():
 def test_forget_quality_at_utility_ranks_feasible_trials_above_infeasible_ones():
     goal = objective_for(None, "language", utility_fraction=0.9)
     assert goal == Objective("forget_quality_at_utility", ("forget_quality", "model_utility"),
-                             "maximize", 0.9)
+                             "higher", 0.9)
+    assert goal.direction == "maximize"
     original = 0.5  # the bar is 0.45
     feasible = goal.score({"forget_quality": 0.01, "model_utility": 0.45}, original)
     infeasible = goal.score({"forget_quality": 0.9, "model_utility": 0.36}, original)
     assert feasible == 0.01
     assert math.isclose(infeasible, 0.36 / 0.45 - 1)  # -0.2
     assert goal.score({"forget_quality": 0.0, "model_utility": 0.5}, original) > infeasible
-    assert objective_for(None, "classification") == Objective("avg_gap", ("avg_gap",), "minimize")
+    assert objective_for(None, "classification") == Objective("avg_gap", ("avg_gap",), "lower")
+    assert objective_for(None, "classification").direction == "minimize"
     with pytest.raises(UserError, match="cannot be a classification objective"):
         objective_for("forget_quality", "classification")
+
+
+def test_a_metric_at_a_utility_ranks_by_its_goal_among_feasible_trials():
+    # PrivLeak (a percentage, best at 0) among trials keeping 0.9 of the retain probability.
+    goal = objective_for("privleak@retain_prob", "language", utility_fraction=0.9)
+    assert (goal.metrics, goal.goal, goal.scale, goal.direction) == (
+        ("privleak", "retain_prob"), 0.0, 100.0, "maximize")
+    reference = 0.8  # the bar is 0.72
+    exact = goal.score({"privleak": 0.0, "retain_prob": 0.75}, reference)
+    near = goal.score({"privleak": -5.0, "retain_prob": 0.9}, reference)
+    far = goal.score({"privleak": 100.0, "retain_prob": 0.9}, reference)
+    collapsed = goal.score({"privleak": 0.0, "retain_prob": 0.36}, reference)
+    assert (exact, far) == (1.0, 0.5)  # 1 / (1 + 100 / 100)
+    assert math.isclose(near, 1 / 1.05)
+    assert math.isclose(collapsed, -0.5)
+    assert exact > near > far > 0 > collapsed
+    # a "lower" fraction: one minus it; the named default is forget_quality@model_utility
+    lower = Objective("error@accuracy", ("error", "accuracy"), "lower", 0.9)
+    assert lower.score({"error": 0.25, "accuracy": 1.0}, reference) == 0.75
+    assert objective_for("forget_quality@model_utility", "language").score(
+        {"forget_quality": 0.3, "model_utility": 0.9}, 1.0) == 0.3
+    for name, message in (("privleak@forget_prob", "not a language utility"),
+                          ("retain_nll@retain_prob", "no bounded range"),
+                          ("forget_prob@retain_prob", "cannot be a language objective"),
+                          ("privleak@nothing", "unknown metric 'nothing'")):
+        with pytest.raises(UserError, match=message):
+            objective_for(name, "language")
 
 
 def test_benchmarks_without_a_validation_request_are_refused(tmp_path):
@@ -208,6 +237,6 @@ def test_benchmarks_without_a_validation_request_are_refused(tmp_path):
     with pytest.raises(UserError, match="cannot be tuned"):
         tune("hazard-mini", ["ga"], 2, store)
     # news-mini has a validation request, but not TOFU's utility splits: refused untrained
-    with pytest.raises(UserError, match="real_entities.*--objective privleak"):
+    with pytest.raises(UserError, match="real_entities.*--objective privleak@retain_prob"):
         tune("news-mini", ["ga"], 2, store)
     assert store.tunings() == []

@@ -60,3 +60,19 @@ def test_the_utility_bar_is_the_retain_models_utility(tiny_benchmark, language_c
         assert start["value"] == start["metrics"]["forget_quality"]
     else:
         assert math.isclose(start["value"], original / reference - 1.0, abs_tol=1e-4)
+
+
+def test_privleak_at_the_retain_probability_is_stored_under_its_own_name(tiny_benchmark,
+                                                                        language_cache, tmp_path):
+    store = Store(tmp_path / "tune.db")
+    tuned = tune(tiny_benchmark, ["retrain"], 1, store, seed=0,
+                 objective="privleak@retain_prob", utility_fraction=1.0, cache=language_cache)
+    trial = tuned["retrain"]["history"][0]
+    assert trial["state"] == "complete" and set(trial["metrics"]) == {"privleak", "retain_prob"}
+    # retrain reproduces the retain model, so it meets a bar at the retain model's own
+    # probability and scores PrivLeak's preference, 1 / (1 + |PrivLeak| / 100)
+    privleak = trial["metrics"]["privleak"]
+    assert trial["value"] == pytest.approx(1.0 / (1.0 + abs(privleak) / 100.0))
+    assert abs(privleak) < 5.0
+    (row,) = store.tunings(tiny_benchmark)
+    assert (row["objective"], row["method"]) == ("privleak@retain_prob", "retrain")

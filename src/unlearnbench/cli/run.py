@@ -211,11 +211,13 @@ def tuned_jobs(db: str, benchmarks: list[str], methods: list[str], overrides: di
               help="Seeds the sampler, the validation request and the unlearning.")
 @click.option("--objective", default=None,
               help="A metric whose goal is lower, higher or a number (PrivLeak's 0), or "
-                   "forget_quality_at_utility. Default: avg_gap "
-                   "(classification), forget_quality_at_utility (language).")
+                   "METRIC@UTILITY: METRIC among the trials whose UTILITY reaches "
+                   "--utility-fraction of the retain model's (privleak@retain_prob). Default: "
+                   "avg_gap (classification), forget_quality_at_utility (language: "
+                   "forget_quality@model_utility).")
 @click.option("--utility-fraction", type=float, default=0.9, show_default=True,
-              help="forget_quality_at_utility: the share of the retain model's model utility "
-                   "a trial must reach to be feasible.")
+              help="METRIC@UTILITY: the share of the retain model's UTILITY a trial must "
+                   "reach to be feasible.")
 @click.option("--max-steps", type=int, default=None, help="Cap each trial's optimizer steps.")
 @click.option("--db", type=click.Path(dir_okay=False), default="unlearnbench.db",
               show_default=True)

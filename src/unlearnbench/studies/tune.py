@@ -22,14 +22,17 @@ best on the declared objective are stored for ``unlearnbench run --tuned``.
 - **Objectives**: a registered metric by its ``goal`` (minimised if "lower", maximised if
   "higher", its distance to the number minimised if a number, such as PrivLeak's 0; a goal of
   "retrain" cannot be tuned for); the default for classification is ``avg_gap``.
-  ``forget_quality_at_utility`` (the default for language) maximises TOFU's forget quality
-  subject to utility: a trial is feasible when its ``model_utility`` is at least
-  ``utility_fraction`` (default 0.9) times the retain model's (the validation request's
-  retrained reference: the model a method should match, not the original it starts from); a
-  feasible trial scores its forget quality (in [0, 1]), an infeasible one
+  ``METRIC@UTILITY`` tunes METRIC subject to utility: a trial is feasible when its UTILITY is
+  at least ``utility_fraction`` (default 0.9) times the retain model's (the validation
+  request's retrained reference: the model a method should match, not the original it starts
+  from). A feasible trial scores METRIC's preference in [0, 1] (the value as a share of its
+  range if the goal is "higher", one minus it if "lower", 1 / (1 + distance / range) if the
+  goal is a number; the range is 1, or 100 for a percentage), an infeasible one
   ``utility / (utility_fraction · retain model's utility) − 1`` (in [−1, 0)), so every
   feasible trial ranks above every infeasible one, and infeasible ones rank by how close they
-  come to the utility bar.
+  come to the utility bar. ``forget_quality_at_utility`` (the default for language) is
+  ``forget_quality@model_utility``: TOFU's forget quality at TOFU's model utility;
+  ``privleak@retain_prob`` is MUSE's PrivLeak at the retain texts' probability.
 - **Store**: one row per (benchmark, method, objective) in the ``tuned`` table, with every
   trial in its ``history``. A method already tuned with the same trial budget, seed and
   options is skipped, so an interrupted ``tune`` resumes at method granularity.
@@ -107,48 +110,75 @@ def search_space(spec, method: str) -> dict[str, optuna.distributions.BaseDistri
 
 @dataclass(frozen=True)
 class Objective:
-    """What a trial is scored by: ``name``, the metrics it reads, and the study's direction."""
+    """What a trial is scored by: ``name``, the metrics it reads (the metric, then the utility
+    metric of a constrained objective), the metric's registered ``goal``, and for a
+    constrained objective the ``utility_fraction`` and the metric's range (``scale``)."""
 
     name: str
     metrics: tuple[str, ...]
-    direction: str  # "minimize" or "maximize"
+    goal: str | float  # "higher", "lower" or the best number
     utility_fraction: float | None = None
-    target: float | None = None  # a metric's goal that is a number: its distance is minimised
+    scale: float = 1.0
+
+    @property
+    def direction(self) -> str:
+        if self.utility_fraction is not None or self.goal == "higher":
+            return "maximize"
+        return "minimize"
 
     def score(self, values: dict[str, float | None], reference_utility: float | None) -> float:
-        """The trial's value; ``reference_utility`` is the retain model's model utility, which
-        sets the constrained objective's bar (see the module docstring)."""
+        """The trial's value; ``reference_utility`` is the retain model's utility, which sets a
+        constrained objective's bar (see the module docstring)."""
         missing = [name for name in self.metrics if values.get(name) is None]
         if missing:
             raise UserError(f"objective {self.name}: {', '.join(missing)} gave no value")
-        if self.name != CONSTRAINED:
-            value = float(values[self.name])
-            return value if self.target is None else abs(value - self.target)
+        value = float(values[self.metrics[0]])
+        if self.utility_fraction is None:
+            return value if isinstance(self.goal, str) else abs(value - self.goal)
         bar = self.utility_fraction * reference_utility
-        if values["model_utility"] >= bar:
-            return float(values["forget_quality"])
-        return float(values["model_utility"] / bar - 1.0)
+        utility = float(values[self.metrics[1]])
+        if utility < bar:
+            return utility / bar - 1.0
+        if isinstance(self.goal, str):
+            share = value / self.scale
+            return share if self.goal == "higher" else 1.0 - share
+        return 1.0 / (1.0 + abs(value - self.goal) / self.scale)
+
+
+def registered_metric(name: str):
+    if name not in metrics:
+        raise UserError(f"unknown metric {name!r} in the objective; see "
+                        "`unlearnbench list metrics`")
+    return metrics.get(name)
 
 
 def objective_for(name: str | None, task: str, utility_fraction: float = 0.9) -> Objective:
     """``name`` (default: the task's) as an Objective; unknown or goal-less names raise."""
     name = name or DEFAULT_OBJECTIVES[task]
-    if name == CONSTRAINED:
-        if task != "language":
-            raise UserError(f"objective {CONSTRAINED} scores language models; use avg_gap or "
-                            "another classification metric")
-        if not 0.0 < utility_fraction <= 1.0:
-            raise UserError(f"--utility-fraction must lie in (0, 1], got {utility_fraction}")
-        return Objective(name, ("forget_quality", "model_utility"), "maximize", utility_fraction)
-    entry = metrics.get(name)
+    if name == CONSTRAINED and task != "language":
+        raise UserError(f"objective {CONSTRAINED} scores language models; use avg_gap or "
+                        "another classification metric")
+    parts = ("forget_quality", "model_utility") if name == CONSTRAINED else name.split("@", 1)
+    entry = registered_metric(parts[0])
     goal = entry.attributes["goal"]
     if goal == "retrain" or task not in entry.attributes["tasks"]:
-        raise UserError(f"metric {name!r} cannot be a {task} objective (it needs a goal of "
+        raise UserError(f"metric {parts[0]!r} cannot be a {task} objective (it needs a goal of "
                         f"lower, higher or a number, and the {task} task); the default is "
                         f"{DEFAULT_OBJECTIVES[task]}")
-    if goal in ("lower", "higher"):
-        return Objective(name, (name,), "minimize" if goal == "lower" else "maximize")
-    return Objective(name, (name,), "minimize", target=goal)
+    if len(parts) == 1:
+        return Objective(name, (name,), goal)
+    if not 0.0 < utility_fraction <= 1.0:
+        raise UserError(f"--utility-fraction must lie in (0, 1], got {utility_fraction}")
+    utility = registered_metric(parts[1])
+    if utility.attributes["goal"] != "higher" or task not in utility.attributes["tasks"]:
+        raise UserError(f"objective {name}: {parts[1]!r} is not a {task} utility (a metric "
+                        "whose goal is higher); name one after @, such as retain_prob")
+    unit = entry.attributes["unit"]
+    if unit not in ("fraction", "%") and isinstance(goal, str):
+        raise UserError(f"objective {name}: {parts[0]!r} has no bounded range ({unit}), so its "
+                        "feasible trials cannot be ranked above the infeasible ones; tune it "
+                        "without @")
+    return Objective(name, tuple(parts), goal, utility_fraction, 100.0 if unit == "%" else 1.0)
 
 
 def validation_name(benchmark: str) -> str:
@@ -196,11 +226,12 @@ def tune(benchmark: str, method_names: list[str], trials: int, store: Store, see
     shared = scenario_cache(scenario, cache)
     for name in pending:
         check_supports(name, scenario)
+    missing = [name for name in goal.metrics if name not in metric_names_for(scenario)]
+    if missing:
+        raise UserError(f"metric {missing[0]!r} does not apply to benchmark {benchmark!r}")
     reference_utility = None
-    if goal.name == CONSTRAINED:
-        reference_utility = reference_model_utility(scenario, shared)
-    elif goal.name not in metric_names_for(scenario):
-        raise UserError(f"metric {goal.name!r} does not apply to benchmark {benchmark!r}")
+    if goal.utility_fraction is not None:
+        reference_utility = reference_model_utility(scenario, shared, goal.metrics[1])
     for name in pending:
         tuning = tune_method(scenario, shared, name, trials, seed, goal, reference_utility,
                              max_steps, on_trial)
@@ -221,13 +252,12 @@ def check_objective_data(goal: Objective, spec, benchmark: str) -> None:
     if missing:
         raise UserError(f"objective {goal.name} reads the {', '.join(missing)} split(s), which "
                         f"benchmark {benchmark!r} does not have: choose another objective "
-                        "(--objective privleak for a news or book corpus)")
+                        "(--objective privleak@retain_prob for a news or book corpus)")
 
 
-def reference_model_utility(scenario, shared) -> float:
-    """The model utility of the validation request's retain model (the retrained reference)."""
-    utility = evaluate(scenario, scenario.reference, names=["model_utility"],
-                       cache=shared)["model_utility"].value
+def reference_model_utility(scenario, shared, name: str) -> float:
+    """The utility ``name`` of the validation request's retain model (the retrained reference)."""
+    utility = evaluate(scenario, scenario.reference, names=[name], cache=shared)[name].value
     if utility is None or utility <= 0:
         raise UserError(f"the retain model's utility is {utility}: it cannot bound the trials' "
                         "utility; choose another objective")
