@@ -16,7 +16,7 @@ from unlearnbench.data import DataBundle, Split, make_split
 from unlearnbench.methods.base import UnlearnContext, mean_nll_gradients
 from unlearnbench.methods.fisher import (FisherParams, fisher_forgetting, fisher_sums,
                                          fisher_variances, mean_gradient, per_example_gradients,
-                                         _loop_gradients, _vmap_gradients)
+                                         _loop_gradients, _vmap_gradients, vmap_applies)
 from unlearnbench.methods.influence import InfluenceParams, influence_unlearning, woodfisher_ihvp
 from unlearnbench.methods.ssd import SSDDetParams, SSDParams, dampen, ssd, ssd_det
 from unlearnbench.specs import Recipe
@@ -332,3 +332,26 @@ def test_fisher_subsample_is_seeded_and_covers_whole_batches(classification):
     assert k == k2 == 24  # three whole batches of 8
     assert all(torch.equal(part[key], again[key]) for key in part)
     assert any(not torch.equal(part[key], other[key]) for key in part)
+
+
+def test_fisher_sums_on_a_language_model_take_each_example_alone(language_scenario):
+    # A Hugging Face causal LM is not vmap-able (data-dependent masking and token selection),
+    # so each example runs as a batch of one; the sum must still be that of the per-example
+    # squared gradients, and cover the same seeded sample as whole batches of the given size.
+    task, model = language_scenario.task, language_scenario.original
+    retain = language_scenario.retain.subset(np.arange(12))
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert not vmap_applies(task, model, retain, names)
+    sums, count = fisher_sums(task, model, retain, batch_size=4)
+    expected = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in model.named_parameters()}
+    for one in task.batches(retain, 1):
+        model.zero_grad(set_to_none=True)
+        task.nll(model, one).sum().backward()
+        for name, parameter in model.named_parameters():
+            expected[name] += parameter.grad.double() ** 2
+    model.zero_grad(set_to_none=True)
+    assert count == 12
+    for name in names:  # float32 gradients of the same examples, padded alike: close
+        assert torch.allclose(sums[name], expected[name], rtol=1e-4, atol=1e-12), name
+    _, sampled = fisher_sums(task, model, retain, batch_size=4, max_examples=5)
+    assert sampled == 8  # two whole batches of 4, as the vmap path would take
