@@ -78,6 +78,9 @@ SMOL_METHOD_PARAMS: dict = {
     "ga": SMOL_BATCH, "graddiff": {**SMOL_BATCH, "lr": 2e-5},
     "npo": {**SMOL_BATCH, "lr": 2e-5}, "simnpo": {**SMOL_BATCH, "lr": 1e-4},
     "rmu": {**SMOL_BATCH, "steering": 300.0, "lr": 1e-3, "alpha": 10.0},
+    # WGA weights NPO-like per-token terms: GradDiff's rate; ULD trains its small assistant
+    # at its own published rate. Batches of 4 as the others (at 32, one step an epoch).
+    "wga": {**SMOL_BATCH, "lr": 2e-5}, "uld": SMOL_BATCH,
 }
 
 
