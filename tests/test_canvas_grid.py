@@ -88,6 +88,31 @@ def test_the_single_condition_model_keeps_its_weights():
     assert not any(name.startswith("factor_embeddings") for name in model.state_dict())
 
 
+def test_a_third_level_extends_the_two_level_net_and_keys_its_own_models(grid):
+    # The three-level net draws the two-level net's weights first (same seed, same values),
+    # halves the image twice, and predicts noise of the image's shape.
+    torch.manual_seed(0)
+    two = ConditionalUNet((1, 28, 28), 60, factors=(6, 10))
+    torch.manual_seed(0)
+    three = ConditionalUNet((1, 28, 28), 60, factors=(6, 10), levels=3)
+    shared = two.state_dict()
+    assert all(torch.equal(three.state_dict()[name], value) for name, value in shared.items())
+    assert set(three.state_dict()) - set(shared)  # the inner level's own weights
+    x = torch.randn(3, 1, 28, 28)
+    out = three(x, torch.tensor([5, 500, 999]), torch.tensor([0, 23, 60]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert not torch.allclose(out, two(x, torch.tensor([5, 500, 999]), torch.tensor([0, 23, 60])))
+    with pytest.raises(ValueError, match="2 or 3 resolutions"):
+        ConditionalUNet((1, 28, 28), 60, levels=4)
+    # The default size keeps the cache keys of the models trained before the option existed;
+    # another size gets keys of its own.
+    default = GenerationTask(grid, "ddpm_unet")
+    assert GenerationTask(grid, "ddpm_unet", width=16, levels=2).fingerprint() == \
+        default.fingerprint()
+    assert GenerationTask(grid, "ddpm_unet", levels=3).fingerprint() != default.fingerprint()
+    assert GenerationTask(grid, "ddpm_unet", levels=3).fresh_model(0).levels == 3
+
+
 def test_pair_conditioned_sampling_is_deterministic(scenario):
     task, model = scenario.task, scenario.original
     first = task.sample(model, [23, 24], 3, seed=5, steps=4)

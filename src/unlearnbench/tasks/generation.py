@@ -82,7 +82,7 @@ class GenerationTask:
     ``guidance`` and ``sample_seed`` fix what ``generate`` samples for every model, so models
     are compared on the same starting noise. ``forget_factor`` (a grid only): what a
     request's ``class_id`` names, one "style", one "object" or, None, one (style, object)
-    pair as its label."""
+    pair as its label. ``width`` and ``levels`` size the U-Net (``models/diffusion.py``)."""
 
     name = "generation"
 
@@ -90,7 +90,7 @@ class GenerationTask:
                  judges: list | None = None, timesteps: int = 1000,
                  condition_dropout: float = 0.1, samples_per_class: int = 50,
                  sample_steps: int = 10, guidance: float = 2.0, sample_seed: int = 0,
-                 forget_factor: str | None = None):
+                 forget_factor: str | None = None, width: int = 16, levels: int = 2):
         self.data = data
         self.model_name = model_name
         self.model_entry = models.get(model_name)
@@ -108,6 +108,7 @@ class GenerationTask:
         self.sample_steps = sample_steps
         self.guidance = guidance
         self.sample_seed = sample_seed
+        self.network = {"width": width, "levels": levels}  # the U-Net's size
         self._real_features: dict[str, torch.Tensor] = {}
 
     @property
@@ -202,12 +203,15 @@ class GenerationTask:
         the noise schedule and the condition dropout."""
         digest = hashlib.sha256(self.data.fingerprint().encode())
         digest.update(f"{self.schedule.timesteps}/{self.condition_dropout}".encode())
+        if self.network != {"width": 16, "levels": 2}:  # the default size keeps its old keys
+            digest.update(f"/{self.network['width']}x{self.network['levels']}".encode())
         return digest.hexdigest()[:16]
 
     def fresh_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
         factors = {"factors": self.grid.factor_sizes} if self.grid else {}
-        model = self.model_entry.obj(self.data.input_shape, self.data.num_classes, **factors)
+        model = self.model_entry.obj(self.data.input_shape, self.data.num_classes, **factors,
+                                     **self.network)
         return model.to(self.device).eval()
 
     def fit(self, model: nn.Module, split: Split, recipe: Recipe, seed: int,
