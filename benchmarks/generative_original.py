@@ -4,7 +4,7 @@ grid, and prints how often the judges read each sample as its condition: on a st
 grid the style and the object (digit) separately, which is what UA, IRA and CRA presume.
 
     .venv/bin/python benchmarks/generative_original.py --benchmark canvas-mnist-style \\
-        [--width 32] [--levels 3] [--epochs 30] [--seed 0]
+        [--width 32] [--levels 3] [--epochs 30] [--batch-size 32] [--seed 0]
 
 The original is cached like any benchmark's (its key holds the U-Net size and the recipe),
 so a setting tried here is the one `unlearnbench run` then finds. The retrained reference is
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--levels", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -41,7 +42,8 @@ def main() -> None:
     spec = get_spec(args.benchmark)
     options = dict(spec.model_options, **{k: v for k, v in (("width", args.width),
                                                              ("levels", args.levels)) if v})
-    recipe = dataclasses.replace(spec.recipe, epochs=args.epochs or spec.recipe.epochs)
+    recipe = dataclasses.replace(spec.recipe, epochs=args.epochs or spec.recipe.epochs,
+                                 batch_size=args.batch_size or spec.recipe.batch_size)
     spec = dataclasses.replace(spec, model_options=options, recipe=recipe)
     cache = ModelCache()
     data = load_data(spec)
@@ -60,7 +62,8 @@ def main() -> None:
     sampling = time.process_time() - start
     parameters = sum(p.numel() for p in model.parameters())
     print(f"{args.benchmark} original, seed {args.seed}: U-Net {task.network} "
-          f"({parameters} parameters), {recipe.epochs} epochs; training "
+          f"({parameters} parameters), {recipe.epochs} epochs of batches of "
+          f"{recipe.batch_size}; training "
           f"{meta.get('train_cpu_seconds', float('nan')):.0f} CPU-s; sampling and judging "
           f"{sampling:.0f} CPU-s ({len(prompts)} samples)")
     if task.grid is None:

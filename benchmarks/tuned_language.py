@@ -65,14 +65,14 @@ def trial_summary(db: str, benchmark: str, objective: str) -> list[str]:
                  f"{len(feasible)} met the bar"]
         if feasible:
             best = max(feasible, key=rank)["metrics"][metric]
-            parts.append(f"best feasible {metric} {best:.2g}")
+            parts.append(f"best feasible {metric} {best:.3g}")
         if len(feasible) < len(done):
             closest = max(t["value"] + 1 for t in done if t["value"] < 0)
             parts.append(f"closest infeasible trial at {closest:.2f} of the bar")
         if done:
             top = max(done, key=rank)
             where = "met the bar" if top["value"] >= 0 else f"{top['value'] + 1:.2f} of the bar"
-            parts.append(f"best {metric} {top['metrics'][metric]:.2g} ({where})")
+            parts.append(f"best {metric} {top['metrics'][metric]:.3g} ({where})")
         lines.append(f"{row['method']}: " + "; ".join(parts))
     return lines
 
