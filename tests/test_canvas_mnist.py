@@ -80,7 +80,7 @@ def test_canvas_mnist_style_forgets_bold_in_every_digit(tmp_path, monkeypatch):
     assert sorted(grid.factor_values(forget, "object").tolist()) == sorted(list(range(10)) * 3)
     assert 2 not in set(grid.factor_values(retain, "style").tolist())
     assert len(forget) + len(retain) == len(grid.train) == 6 * 30
-    assert scenario.original.factors == (6, 10)
+    assert scenario.original.factors == (6, 10) and scenario.original.levels == 3
 
 
 # -- the erasers on a whole style or object ------------------------------------------------
