@@ -99,19 +99,6 @@ def per_example_gradients(task, model: nn.Module, batch,
         return _loop_gradients(task, model, batch, names)
 
 
-def vmap_applies(task, model: nn.Module, split, names: list[str]) -> bool:
-    """Whether ``torch.func`` can take per-example gradients of ``task.nll`` on ``split`` (tried
-    on its first example). Hugging Face's causal LMs cannot: their mask building and the
-    scored-token selection are data-dependent."""
-    if len(split) == 0:
-        return True
-    try:
-        _vmap_gradients(task, model, next(iter(task.batches(split, 1))), names)
-    except Exception:  # noqa: BLE001 - any torch.func limitation
-        return False
-    return True
-
-
 def fisher_sums(task, model: nn.Module, split, batch_size: int = 32, max_examples: int = 0,
                 seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
     """(Σ over the examples of ``split`` of the squared per-example NLL gradient, in float64;
@@ -123,17 +110,19 @@ def fisher_sums(task, model: nn.Module, split, batch_size: int = 32, max_example
     ``max_examples`` examples are in, an unbiased estimate of the mean that depends on the
     seed (and on the split's order).
 
-    Where ``vmap`` does not apply, every example runs as a batch of one (the same examples,
-    in the same order): the per-example loop over a batched graph would cost a backward pass
-    of the whole batch per example, ``batch_size`` times the work (on entities-forget10's
-    Llama, 7 minutes an SSD-Det trial at batches of 42)."""
+    A task whose ``nll`` ``vmap`` cannot map (``vmap_gradients = False``: the language task,
+    whose Hugging Face models build masks and select tokens data-dependently) runs every
+    example as a batch of one (the same examples, in the same order): the per-example loop
+    over a batched graph would cost a backward pass of the whole batch per example,
+    ``batch_size`` times the work (on entities-forget10's Llama, 7 minutes an SSD-Det trial
+    at batches of 42, 50 s this way)."""
     model.eval()
     names = list(trainable(model))
     sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in trainable(model).items()}
     sample = 0 < max_examples < len(split)
     wanted = min(len(split), math.ceil(max_examples / batch_size) * batch_size) if sample \
         else len(split)
-    vmap_ok = vmap_applies(task, model, split, names)
+    vmap_ok = getattr(task, "vmap_gradients", True)
     count = 0
     for batch in task.batches(split, batch_size if vmap_ok else 1, shuffle=sample, seed=seed):
         grads = (per_example_gradients(task, model, batch, names) if vmap_ok

@@ -86,6 +86,10 @@ class LanguageTask:
     for one text data set, one tokenizer and one model family."""
 
     name = "language"
+    # torch.func cannot map ``nll`` over examples: Hugging Face's causal LMs build their masks
+    # and the scored tokens are selected data-dependently (per-example gradients run each
+    # example alone, ``methods/fisher.py``)
+    vmap_gradients = False
 
     def __init__(self, data: TextBundle, tokenizer, make_model: Callable[[int], nn.Module],
                  device: str | torch.device = "cpu", max_length: int = 256,
