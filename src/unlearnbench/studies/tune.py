@@ -145,13 +145,6 @@ class Objective:
         return 1.0 / (1.0 + abs(value - self.goal) / self.scale)
 
 
-def registered_metric(name: str):
-    if name not in metrics:
-        raise UserError(f"unknown metric {name!r} in the objective; see "
-                        "`unlearnbench list metrics`")
-    return metrics.get(name)
-
-
 def objective_for(name: str | None, task: str, utility_fraction: float = 0.9) -> Objective:
     """``name`` (default: the task's) as an Objective; unknown or goal-less names raise."""
     name = name or DEFAULT_OBJECTIVES[task]
@@ -159,7 +152,7 @@ def objective_for(name: str | None, task: str, utility_fraction: float = 0.9) ->
         raise UserError(f"objective {CONSTRAINED} scores language models; use avg_gap or "
                         "another classification metric")
     parts = ("forget_quality", "model_utility") if name == CONSTRAINED else name.split("@", 1)
-    entry = registered_metric(parts[0])
+    entry = metrics.get(parts[0])  # an unknown name is a UserError
     goal = entry.attributes["goal"]
     if goal == "retrain" or task not in entry.attributes["tasks"]:
         raise UserError(f"metric {parts[0]!r} cannot be a {task} objective (it needs a goal of "
@@ -169,7 +162,7 @@ def objective_for(name: str | None, task: str, utility_fraction: float = 0.9) ->
         return Objective(name, (name,), goal)
     if not 0.0 < utility_fraction <= 1.0:
         raise UserError(f"--utility-fraction must lie in (0, 1], got {utility_fraction}")
-    utility = registered_metric(parts[1])
+    utility = metrics.get(parts[1])
     if utility.attributes["goal"] != "higher" or task not in utility.attributes["tasks"]:
         raise UserError(f"objective {name}: {parts[1]!r} is not a {task} utility (a metric "
                         "whose goal is higher); name one after @, such as retain_prob")
