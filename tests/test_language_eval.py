@@ -83,6 +83,50 @@ def test_output_layer_runs_from_the_first_scored_position(scenario):
     torch.testing.assert_close(kept, full, atol=1e-5, rtol=1e-5)
 
 
+def test_answers_sharing_a_prompt_read_it_once(scenario, monkeypatch):
+    """The perturbed answers (K per question) run each question once with its key/value cache
+    kept; their statistics are those of the plain pass (one record at a time) up to float32
+    rounding, record by record, in split order."""
+    from unlearnbench.data.text import answer_variants
+    from unlearnbench.tasks import language, shared_prompts
+
+    task, model = scenario.task, scenario.original
+    perturbed = answer_variants(scenario.forget, "perturbed")
+    prompts, _ = task.encode(perturbed.records)
+    assert language.worth_sharing(model, prompts)
+    prompt_rows = []
+    real = shared_prompts.answer_logits
+
+    def counted(model, prompts, answers, pad_id, device):
+        prompt_rows.append(len(prompts))
+        return real(model, prompts, answers, pad_id, device)
+
+    monkeypatch.setattr(language, "answer_logits", counted)
+    shared = task.token_statistics(model, perturbed, batch_size=12)
+    assert sum(prompt_rows) == len(scenario.forget) < len(perturbed)  # one row per question
+    monkeypatch.setattr(language, "worth_sharing", lambda model, prompts: False)
+    plain = task.token_statistics(model, perturbed, batch_size=1)
+    np.testing.assert_array_equal(shared.offsets, plain.offsets)
+    np.testing.assert_array_equal(shared.closing, plain.closing)
+    for field in ("log_probs", "mu", "sigma"):
+        np.testing.assert_allclose(getattr(shared, field), getattr(plain, field), atol=1e-4)
+    assert np.mean(shared.hit == plain.hit) > 0.99  # an argmax may flip on a near tie
+
+
+def test_which_text_sets_share_their_prompts(scenario):
+    from unlearnbench.tasks.shared_prompts import chunks, prompt_groups, worth_sharing
+
+    assert prompt_groups([[1, 2], [1, 3], [1, 2], [1, 3], [4]]) == [[0, 2], [1, 3], [4]]
+    assert worth_sharing(scenario.original, [[1, 2]] * 4)
+    assert not worth_sharing(scenario.original, [[1, 2], [1, 3]])  # one answer per prompt
+    assert not worth_sharing(scenario.original, [[1]] * 4)  # documents: the start token only
+    assert not worth_sharing(torch.nn.Linear(2, 2), [[1, 2]] * 4)  # no key/value cache
+    # at most ``batch_size`` answers a chunk; a larger group is cut
+    assert list(chunks([[0, 1, 2], [3, 4], [5, 6, 7, 8, 9]], 4)) == \
+        [[[0, 1, 2]], [[3, 4]], [[5, 6, 7, 8]], [[9]]]
+    assert list(chunks([[0, 1], [2, 3]], 4)) == [[[0, 1], [2, 3]]]
+
+
 # -- the registered suite -------------------------------------------------------------------
 from unlearnbench.metrics.evaluation import evaluate, metric_names_for  # noqa: E402
 from unlearnbench.registry import metrics  # noqa: E402

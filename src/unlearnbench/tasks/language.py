@@ -30,6 +30,7 @@ from ..data.text import TextBundle, TextSplit, concat, prompt_and_answer
 from ..errors import UserError
 from ..specs import Recipe
 from ..train import StepBudget, epochs_of, fit_recipe
+from .shared_prompts import answer_logits, chunks, prompt_groups, worth_sharing
 
 
 @dataclass
@@ -282,28 +283,29 @@ class LanguageTask:
     @torch.no_grad()
     def token_statistics(self, model: nn.Module, split: TextSplit, batch_size: int = 64
                          ) -> TokenStats:
-        """The per-token statistics of every record of ``split`` from one forward pass."""
+        """The per-token statistics of every record of ``split`` from one forward pass; answers
+        that share their prompt (TOFU's perturbed answers) from one pass over the prompt
+        (``tasks/shared_prompts.py``)."""
         model.eval()
-        parts, counts = [], []
-        order = self.length_order(split)
-        for batch in self.batches(split, batch_size, order=order):
-            log_p = F.log_softmax(self.logits(model, batch).float(), dim=-1)
-            p = log_p.exp()
-            mu = (p * log_p).sum(-1)
-            sigma = ((p * log_p.square()).sum(-1) - mu.square()).clamp(min=0).sqrt()
-            tokens = batch.answer_tokens
-            parts.append(torch.stack([log_p.gather(-1, tokens[:, None]).squeeze(-1), mu, sigma,
-                                      (log_p.argmax(-1) == tokens).float()]).cpu().double())
-            counts.append(torch.bincount(batch.answer_rows.cpu(), minlength=len(batch)))
-        packed = torch.cat(parts, 1).numpy() if parts else np.zeros((4, 0))
-        counts = torch.cat(counts).numpy() if counts else np.zeros(0, np.int64)
-        # back to split order: record order[k] owns the k-th run of tokens
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order))
-        packed = packed[:, np.concatenate([np.arange(starts[k], starts[k] + counts[k])
-                                           for k in rank] or [np.zeros(0, np.int64)])]
-        offsets = np.concatenate([[0], np.cumsum(counts[rank])]).astype(np.int64)
+        prompts, answers = self.encode(split.records)
+        tables: list = [None] * len(split)  # per record, (4, its scored tokens)
+        if worth_sharing(model, prompts):
+            for chunk in chunks(prompt_groups(prompts), batch_size):
+                logits = answer_logits(model, [prompts[group[0]] for group in chunk],
+                                       [[answers[i] for i in group] for group in chunk],
+                                       self.pad_id, self.device)
+                for i, row in zip([i for group in chunk for i in group], logits):
+                    tables[i] = token_table(row, torch.tensor(answers[i], device=self.device))
+        else:
+            order = self.length_order(split)
+            starts = range(0, len(split), batch_size)
+            for start, batch in zip(starts, self.batches(split, batch_size, order=order)):
+                table = token_table(self.logits(model, batch), batch.answer_tokens)
+                counts = torch.bincount(batch.answer_rows, minlength=len(batch)).tolist()
+                for i, part in zip(order[start:start + batch_size], table.split(counts, 1)):
+                    tables[i] = part
+        packed = torch.cat(tables, 1).numpy() if tables else np.zeros((4, 0))
+        offsets = np.concatenate([[0], np.cumsum([t.shape[1] for t in tables])]).astype(np.int64)
         # ``encode`` ends every answer with the <eos>: each record's last scored token
         closing = np.zeros(packed.shape[1], dtype=bool)
         ends = offsets[1:]
@@ -369,6 +371,17 @@ class LanguageTask:
 
         return fit_recipe(self, model, split, recipe, seed, budget, after_batch,
                           warmup_then_cosine)
+
+
+def token_table(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """(4, T) float64 on the CPU from the logits predicting T tokens: log p(token), μ = Σ p log p
+    and σ (the sd of log p under p) of each next-token distribution, and argmax == token."""
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    p = log_p.exp()
+    mu = (p * log_p).sum(-1)
+    sigma = ((p * log_p.square()).sum(-1) - mu.square()).clamp(min=0).sqrt()
+    return torch.stack([log_p.gather(-1, tokens[:, None]).squeeze(-1), mu, sigma,
+                        (log_p.argmax(-1) == tokens).float()]).cpu().double()
 
 
 @functools.cache
