@@ -5,6 +5,9 @@ hand-made readings and run through the metric contract on a real (quickly traine
 scenario, and the command line runs and shows canvas-digits-style."""
 from __future__ import annotations
 
+import csv
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +31,7 @@ from test_cli import ok, ub
 # Two epochs instead of the benchmark's 20: the tests need a trained model, not good samples.
 QUICK = "canvas-digits-style[epochs=2]"
 CANVAS_METRICS = ["canvas_ua", "canvas_ira", "canvas_cra"]
+GRID_METRICS = CANVAS_METRICS + ["canvas_fd", "canvas_gap"]
 
 
 @pytest.fixture(scope="module")
@@ -173,32 +177,53 @@ CONDITIONS = [3, 4, 5, 3, 0, 1, 2, 0, 2]
 PREDICTED = [0, 4, 2, 1, 0, 4, 1, 3, 2]
 
 
+def label_features(labels) -> torch.Tensor:
+    """Features that tell the labels apart: (label, label², 1)."""
+    labels = torch.as_tensor(labels, dtype=torch.float32)
+    return torch.stack([labels, labels ** 2, torch.ones_like(labels)], 1)
+
+
 class ReadTask:
-    """A generation task on a tiny grid whose samples the judges read as ``PREDICTED``."""
+    """A generation task on a tiny grid whose samples the judges read as ``PREDICTED`` (the
+    retrained model's exactly as asked), with ``label_features`` of the labels asked (shifted
+    by ``shift``) as the judges' features of every image."""
 
     name = "generation"
 
-    def __init__(self, forget_factor):
+    def __init__(self, forget_factor, reference=None, shift: float = 0.0):
         split = make_split("train", np.zeros((6, 1, 2, 2)), np.arange(6))
         self.grid = GridBundle("tiny", split, split, split, 6, ("a", "b"), 3)
         self.forget_factor = forget_factor
+        self.reference = reference
         n = len(CONDITIONS)
+        features = label_features(CONDITIONS) + torch.tensor([shift, 0.0, 0.0])
         self.made = Generations(torch.zeros(n, 1, 2, 2), torch.tensor(CONDITIONS),
-                                torch.tensor(PREDICTED), torch.zeros(n, 3))
+                                torch.tensor(PREDICTED), features)
+        self.exact = Generations(torch.zeros(n, 1, 2, 2), torch.tensor(CONDITIONS),
+                                 torch.tensor(CONDITIONS), label_features(CONDITIONS))
 
     def generate(self, model, prompts):
-        return self.made
+        return self.exact if model is self.reference else self.made
+
+    def real_features(self, split):
+        return label_features(split.targets)
 
 
-def read(benchmark: str, forget_factor, target: int) -> dict:
+def read(benchmark: str, forget_factor, target: int, names=CANVAS_METRICS,
+         shift: float = 0.0) -> dict:
+    """The metrics ``names`` of a model read as ``PREDICTED``; the retrained model's samples
+    read as asked, and the real test images are one per condition of ``CONDITIONS``."""
     prompts = Split("grid_prompts", torch.zeros(len(CONDITIONS), 1, 2, 2),
                     torch.tensor(CONDITIONS), np.arange(len(CONDITIONS)))
+    test = Split("test", torch.zeros(len(CONDITIONS), 1, 2, 2), torch.tensor(CONDITIONS),
+                 np.arange(len(CONDITIONS)))
     spec = get_spec(f"{benchmark}[class_id={target}]")
-    scenario = Scenario(spec, 0, ReadTask(forget_factor), {"grid_prompts": prompts},
-                        nn.Linear(1, 1), nn.Linear(1, 1))
-    assert sorted(set(metric_names_for(scenario)) & {"gen_ua", "ira", *CANVAS_METRICS}) == \
-        sorted(CANVAS_METRICS)
-    return evaluate(scenario, nn.Linear(1, 1), names=CANVAS_METRICS)
+    reference = nn.Linear(1, 1)
+    scenario = Scenario(spec, 0, ReadTask(forget_factor, reference, shift),
+                        {"grid_prompts": prompts, "test": test}, nn.Linear(1, 1), reference)
+    assert sorted(set(metric_names_for(scenario)) & {"gen_ua", "ira", *GRID_METRICS}) == \
+        sorted(GRID_METRICS)
+    return evaluate(scenario, nn.Linear(1, 1), names=names)
 
 
 def test_ua_ira_cra_of_a_style_target_on_known_readings():
@@ -237,18 +262,36 @@ def test_ua_ira_cra_of_a_pair_target_on_known_readings():
     assert results["canvas_cra"].ids.tolist() == [5, 6, 8]
 
 
-@pytest.mark.parametrize("name", CANVAS_METRICS)
+def test_gap_to_the_retrained_model_on_known_readings():
+    # The retrained model's samples are read as asked: UA 0, IRA 100, CRA 100 on a style
+    # target; the model's are UA 75, IRA 60, CRA 80 (above): gap (75 + 40 + 20) / 3.
+    results = read("canvas-digits-style", "style", 1, names=["canvas_gap"])
+    assert results["canvas_gap"].value == pytest.approx(45.0)
+    # a pair target: UA 100, IRA 50, CRA 33.3 against 0, 100, 100
+    results = read("canvas-digits-pair", None, 3, names=["canvas_gap"])
+    assert results["canvas_gap"].value == pytest.approx((100 + 50 + 200 / 3) / 3)
+
+
+@pytest.mark.parametrize("shift, distance", [(0.0, 0.0), (1.0, 1.0), (2.0, 4.0)])
+def test_feature_distance_reads_the_images_off_the_target(shift, distance):
+    """Off style 1 (labels 3-5) the generated and real images have the same features; on it
+    they would not: a distance of 0, then the squared shift of the generated mean."""
+    results = read("canvas-digits-style", "style", 1, names=["canvas_fd"], shift=shift)
+    assert results["canvas_fd"].value == pytest.approx(distance, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", GRID_METRICS)
 def test_check_metric_on_the_grid_scenario(scenario, name):
     testing.check_metric(name, scenario, scenario.original, {})
 
 
 def test_one_generation_pass_per_model_and_only_the_grid_metrics(scenario):
     names = metric_names_for(scenario)
-    assert set(CANVAS_METRICS) <= set(names)
-    assert not {"gen_ua", "ira", "fid_features"} & set(names)
+    assert set(GRID_METRICS) <= set(names)
+    assert not {"gen_ua", "ira", "fid_features", "gen_gap"} & set(names)
     cache = InferenceCache(scenario.task)
-    evaluate(scenario, scenario.original, names=CANVAS_METRICS, cache=cache)
-    assert cache.counts["generate"] == 1
+    evaluate(scenario, scenario.original, names=GRID_METRICS, cache=cache)
+    assert cache.counts["generate"] == 2  # the model's, and the retrained model's for the gap
 
 
 @pytest.mark.slow
@@ -259,7 +302,12 @@ def test_cli_runs_and_shows_canvas_digits_style(cache_dir, scenario, tmp_path):
                 "--max-steps", "5", "--db", str(db), cache=cache_dir, cwd=tmp_path))
     assert run.stdout.splitlines()[-1].startswith("3 finished, 0 failed"), run.stdout
     table = ok(ub("show", "--db", str(db), cache=cache_dir, cwd=tmp_path)).stdout
-    for heading in ("UA", "IRA", "CRA"):
+    for heading in ("UA", "IRA", "CRA", "FD (judges)", "Gap"):
         assert heading in table, table
     for method in ("original", "retrain", "esd"):
         assert method in table, table
+    rows = csv.DictReader(io.StringIO(
+        ok(ub("show", "--db", str(db), "--csv", cache=cache_dir, cwd=tmp_path)).stdout))
+    gaps = {row["method"]: float(row["canvas_gap_mean"]) for row in rows}
+    # (retrain is capped at 5 steps here, so it is not the reference: no gap of 0)
+    assert all(0.0 <= gap <= 100.0 for gap in gaps.values()) and gaps["original"] > 0.0

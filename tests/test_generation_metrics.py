@@ -22,24 +22,28 @@ from generation_fixtures import generation_scenario
 
 
 class ReadTask:
-    """A generation task whose samples the judge reads as ``predicted`` (no model runs)."""
+    """A generation task whose samples the judge reads as ``predicted`` (no model runs); the
+    retrained model's, where one is given, as asked."""
 
     name = "generation"
 
-    def __init__(self, conditions, predicted):
-        self.made = Generations(torch.zeros(len(conditions), 1, 2, 2),
-                                torch.tensor(conditions), torch.tensor(predicted),
-                                torch.zeros(len(conditions), 3))
+    def __init__(self, conditions, predicted, reference=None):
+        def read_as(labels):
+            return Generations(torch.zeros(len(conditions), 1, 2, 2), torch.tensor(conditions),
+                               torch.tensor(labels), torch.zeros(len(conditions), 3))
+
+        self.made, self.exact, self.reference = read_as(predicted), read_as(conditions), reference
 
     def generate(self, model, prompts):
-        return self.made
+        return self.exact if model is self.reference else self.made
 
 
 def known_scenario(conditions, predicted) -> Scenario:
     prompts = Split("prompts", torch.zeros(len(conditions), 1, 2, 2), torch.tensor(conditions),
                     np.arange(len(conditions)))
-    return Scenario(get_spec("digits-gen-class"), 0, ReadTask(conditions, predicted),
-                    {"prompts": prompts}, nn.Linear(1, 1), nn.Linear(1, 1))
+    reference = nn.Linear(1, 1)
+    return Scenario(get_spec("digits-gen-class"), 0, ReadTask(conditions, predicted, reference),
+                    {"prompts": prompts}, nn.Linear(1, 1), reference)
 
 
 def test_ua_and_ira_on_known_readings():
@@ -54,6 +58,16 @@ def test_ua_and_ira_on_known_readings():
     assert results["gen_ua"].per_example.tolist() == [0.0, 1.0, 1.0, 1.0]
     assert results["ira"].value == pytest.approx(80.0)
     assert results["ira"].ids.tolist() == [4, 5, 6, 7, 8]
+
+
+def test_gap_to_the_retrained_model_on_known_readings():
+    # The retrained model's samples are all read as asked (UA 0, IRA 100); the model's are
+    # UA 50 and IRA 80: the gap is (50 + 20) / 2. The retrained model itself: 0.
+    conditions = [3, 3, 0, 1, 2, 5, 9]
+    scenario = known_scenario(conditions, [8, 3, 0, 1, 3, 5, 9])
+    assert evaluate(scenario, nn.Linear(1, 1), names=["gen_gap"])["gen_gap"].value == \
+        pytest.approx(35.0)
+    assert evaluate(scenario, scenario.reference, names=["gen_gap"])["gen_gap"].value == 0.0
 
 
 def test_frechet_distance_of_gaussians_has_its_closed_form():
@@ -91,8 +105,8 @@ def scored(scenario):
     return unlearn(scenario, "esd")
 
 
-@pytest.mark.parametrize("name", ["gen_ua", "ira", "fid_features", "unlearn_seconds",
-                                  "speedup"])
+@pytest.mark.parametrize("name", ["gen_ua", "ira", "fid_features", "gen_gap",
+                                  "unlearn_seconds", "speedup"])
 def test_check_metric_on_the_digits_gen_scenario(scenario, scored, name):
     model, timings = scored
     testing.check_metric(name, scenario, model, timings)

@@ -29,11 +29,18 @@ share of the images generated for value v of a factor that its classifier assign
 - CRA (``canvas_cra``): the other factor's classifier on the images that do not involve the
   target (cross-domain retain accuracy: the objects, when a style is forgotten).
 
+- ``canvas_fd``: ``fid_features`` on the grid, the judges' joined penultimate features of
+  the real test images and of the generated ones that do not involve the target.
+
 Every generated image weighs the same; with the same number per pair this is UnlearnCanvas's
 mean of per-class accuracies. UnlearnCanvas names no score for one pair; here a pair's image
 counts as recognised when both classifiers read its pair, UA is over the target pair's
 images, IRA over the pairs sharing one factor with it (its style with other objects, its
-object in other styles) and CRA over the pairs sharing neither."""
+object in other styles) and CRA over the pairs sharing neither.
+
+The gap to the retrained model (``gen_gap``, ``canvas_gap``) is SalUn's Avg. Gap over these
+accuracies: the mean of |value − the retrained model's value| over UA and IRA (and CRA on a
+grid); 0 is the retrained model itself."""
 from __future__ import annotations
 
 import numpy as np
@@ -85,6 +92,18 @@ def fid_features(ev: Evaluation) -> MetricResult:
     return MetricResult(frechet_distance(real.numpy(), generated.numpy()))
 
 
+@metrics.register("gen_gap", tasks=("generation",), splits=("prompts",), goal="lower",
+                  unit="%", title="Gap", group="overall", column=49, headline=True)
+def generation_gap(ev: Evaluation) -> MetricResult:
+    """Gap: mean |value − retrained value| over UA and IRA, percentage points (0 = retrain)."""
+    return average_gap(ev, ("gen_ua", "ira"))
+
+
+def average_gap(ev: Evaluation, names: tuple[str, ...]) -> MetricResult:
+    gaps = [abs(ev.value(name).value - ev.reference.value(name).value) for name in names]
+    return MetricResult(sum(gaps) / len(gaps))
+
+
 def grid_sets(ev: Evaluation, score: str) -> tuple[np.ndarray, np.ndarray]:
     """Which of the grid's prompts ``score`` ("ua", "ira" or "cra") reads, and whether the
     classifier it reads recognised each of them (for a pair target: both classifiers)."""
@@ -130,6 +149,34 @@ def canvas_ira(ev: Evaluation) -> MetricResult:
 def canvas_cra(ev: Evaluation) -> MetricResult:
     """CRA (UnlearnCanvas): the other factor recognised off the target, percent."""
     return grid_accuracy(ev, "cra")
+
+
+@metrics.register("canvas_fd", tasks=("generation",), splits=("grid_prompts",), goal="lower",
+                  unit="ratio", title="FD (judges)", group="utility", column=55)
+def canvas_fd(ev: Evaluation) -> MetricResult:
+    """Fréchet distance of the judges' features, real vs generated, off the target (not FID)."""
+    made = ev.output("grid_prompts", "generate")
+    test = ev.scenario.splits["test"]
+    keep = np.flatnonzero(~involves_target(ev, test.targets.numpy()))
+    real = ev.scenario.task.real_features(test.subset(keep, "test-off-target"))
+    generated = made.features[~involves_target(ev, made.conditions.numpy())]
+    return MetricResult(frechet_distance(real.numpy(), generated.numpy()))
+
+
+def involves_target(ev: Evaluation, labels: np.ndarray) -> np.ndarray:
+    """Which grid labels (pairs) involve the request's target: its style or object, or the
+    pair itself."""
+    task, target = ev.scenario.task, ev.scenario.spec.forget.class_id
+    if task.forget_factor is None:
+        return labels == target
+    return task.grid.factor_values(labels, task.forget_factor) == target
+
+
+@metrics.register("canvas_gap", tasks=("generation",), splits=("grid_prompts",), goal="lower",
+                  unit="%", title="Gap", group="overall", column=49, headline=True)
+def canvas_gap(ev: Evaluation) -> MetricResult:
+    """Gap: mean |value − retrained value| over UA, IRA and CRA, percentage points."""
+    return average_gap(ev, ("canvas_ua", "canvas_ira", "canvas_cra"))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
