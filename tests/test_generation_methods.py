@@ -1,5 +1,5 @@
-"""The class-forgetting methods for conditional diffusion models (CA, SA, EraseDiff, UCE, RECE,
-AdvUnlearn, SFD) on digits-gen-class: the method contract, each forgets class 3 (UA well above
+"""The class-forgetting methods for conditional diffusion models (CA, SA, EraseDiff, UCE, FMN,
+RECE, AdvUnlearn, SFD) on digits-gen-class: the method contract, each forgets class 3 (UA well above
 the original's) while the other classes' samples stay recognisable (IRA within a stated
 margin), what each leaves untouched, and the errors a user can meet."""
 from __future__ import annotations
@@ -17,8 +17,8 @@ from unlearnbench.unlearning import unlearn
 
 from generation_fixtures import original_scores, scenario  # noqa: F401 (fixtures)
 
-METHODS = ("concept_ablation", "selective_amnesia", "erasediff", "uce", "rece", "adv_unlearn",
-           "sfd")
+METHODS = ("concept_ablation", "selective_amnesia", "erasediff", "uce", "fmn", "rece",
+           "adv_unlearn", "sfd")
 # SA (replay sampling, a Fisher pass), EraseDiff (K inner steps per step) and AdvUnlearn (a PGD
 # attack inside every step) take 20-70 s a test on a shared core; the contract and quality
 # tests run them with the slow ones.
@@ -72,6 +72,22 @@ def test_uce_maps_the_forgotten_class_onto_its_guide_and_keeps_the_others(scenar
     assert (after_three - before_null).norm() <= 0.1 * gap
     # ...while another class moves by under 10% of that distance.
     assert (read(model, 5) - read(scenario.original, 5)).norm() <= 0.1 * gap
+
+
+def test_fmn_silences_the_concept_in_the_maps_that_read_the_condition(scenario):
+    """FMN drives what class 3's embedding adds to the blocks' features to under 1% of the
+    original's, training only the maps that read the condition; data-free, 100 steps."""
+    from unlearnbench.methods.fmn import concept_attention
+
+    model, timings = unlearn(scenario, "fmn")
+    assert timings["steps"] == 100
+    row = lambda net: net.condition.weight[3]  # noqa: E731
+    before = concept_attention(scenario.original, row(scenario.original))
+    assert concept_attention(model, row(model)) <= 0.01 * before
+    original = dict(scenario.original.named_parameters())
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, original[n])}
+    assert changed and all(n.endswith("embed.weight") or n.endswith("embed.bias")
+                           or n.startswith("condition.") for n in changed), changed
 
 
 def test_concept_ablation_trains_only_the_conditioning_weights(scenario):

@@ -22,7 +22,7 @@ GENERATION_METHODS = ("original", "ga", "rl", "salun", "l1_sparse", "esd")
 # classification contract tests; the command-line test runs it once.
 REGISTERED = (*GENERATION_METHODS, "retrain",
               # checked in test_generation_methods.py
-              "concept_ablation", "selective_amnesia", "erasediff", "uce",
+              "concept_ablation", "selective_amnesia", "erasediff", "uce", "fmn",
               # checked in test_generation_methods_more.py
               "rece", "adv_unlearn", "sfd")
 
