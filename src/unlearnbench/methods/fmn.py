@@ -20,16 +20,17 @@ class FMNParams:
     lr: float = param(1e-3, gt=0)
 
 
-def concept_vector(ctx: UnlearnContext, model: nn.Module) -> torch.Tensor:
-    """The forgotten concept's embedding: its class's row, the forgotten style's (object's)
-    row on a grid, or the sum of a pair's two rows (what the pair adds to the condition)."""
+def concept_vector(ctx: UnlearnContext):
+    """A function of the model giving the forgotten concept's embedding: its class's row,
+    the forgotten style's (object's) row on a grid, or the sum of a pair's two rows (what the
+    pair adds to the condition)."""
     factor = forgotten_factor(ctx)
     erased = erased_conditions(ctx, "fmn")
     if factor is None:
-        device = next(model.parameters()).device
-        return model.embed_condition(torch.tensor(erased[:1], device=device))[0]
-    value = int(ctx.task.grid.factor_values(erased[0], factor))
-    return model.factor_embeddings[FACTORS.index(factor)].weight[value]
+        return lambda model: model.embed_condition(
+            torch.tensor(erased[:1], device=next(model.parameters()).device))[0]
+    table, value = FACTORS.index(factor), int(ctx.task.grid.factor_values(erased[0], factor))
+    return lambda model: model.factor_embeddings[table].weight[value]
 
 
 def concept_attention(model: nn.Module, concept: torch.Tensor) -> torch.Tensor:
@@ -57,17 +58,19 @@ def fmn(ctx: UnlearnContext, params: FMNParams):
     stage is not needed: the concept already has its learned row. Data-free like FMN's
     loss, which reads no image beyond the attention maps. Adam 1e-3 for 100 steps: on
     digits-gen-class (seed 0) the concept keeps 31% of its share at 1e-4, 2e-5 at 1e-3, and
-    UA / IRA are 94% / 98.7% (the original's 0% / 98.9%); on canvas-digits-style UA 12%. No term keeps the other
-    concepts: shrinking W_embed along e also shrinks what the concepts sharing its direction
-    add (UnlearnCanvas measures FMN's IRA at 57% and CRA at 47% on styles)."""
+    UA / IRA are 94% / 98.7% (the original's 0% / 98.9%); on canvas-digits-style UA 12%.
+    No term keeps the other concepts: shrinking W_embed along e also shrinks what the
+    concepts sharing its direction add (UnlearnCanvas measures FMN's IRA at 57% and CRA at
+    47% on styles)."""
+    concept = concept_vector(ctx)
     model = ctx.copy_original()
     trainable = freeze_all_but(model, condition_modules(model))
     optimizer = make_optimizer(trainable, "adam", params.lr)
     with torch.no_grad():
-        start = concept_attention(model, concept_vector(ctx, model)).clamp(min=1e-12)
+        start = concept_attention(model, concept(model)).clamp(min=1e-12)
 
     def loss(_):
-        return concept_attention(model, concept_vector(ctx, model)) / start
+        return concept_attention(model, concept(model)) / start
 
     optimise(model, optimizer, range(params.steps), loss, ctx.budget)
     return model

@@ -48,6 +48,7 @@ import numpy as np
 from ..data.styles import FACTORS
 from ..registry import metrics
 from .evaluation import Evaluation, MetricResult
+from .gap import mean_gap
 
 
 def generations(ev: Evaluation):
@@ -96,12 +97,7 @@ def fid_features(ev: Evaluation) -> MetricResult:
                   unit="%", title="Gap", group="overall", column=49, headline=True)
 def generation_gap(ev: Evaluation) -> MetricResult:
     """Gap: mean |value − retrained value| over UA and IRA, percentage points (0 = retrain)."""
-    return average_gap(ev, ("gen_ua", "ira"))
-
-
-def average_gap(ev: Evaluation, names: tuple[str, ...]) -> MetricResult:
-    gaps = [abs(ev.value(name).value - ev.reference.value(name).value) for name in names]
-    return MetricResult(sum(gaps) / len(gaps))
+    return mean_gap(ev, ("gen_ua", "ira"))
 
 
 def grid_sets(ev: Evaluation, score: str) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +172,7 @@ def involves_target(ev: Evaluation, labels: np.ndarray) -> np.ndarray:
                   unit="%", title="Gap", group="overall", column=49, headline=True)
 def canvas_gap(ev: Evaluation) -> MetricResult:
     """Gap: mean |value − retrained value| over UA, IRA and CRA, percentage points."""
-    return average_gap(ev, ("canvas_ua", "canvas_ira", "canvas_cra"))
+    return mean_gap(ev, ("canvas_ua", "canvas_ira", "canvas_cra"))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

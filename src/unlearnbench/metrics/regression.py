@@ -24,6 +24,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..registry import metrics
 from .evaluation import Evaluation, MetricResult
+from .gap import mean_gap
 from .mia import svc_mia_efficacy
 
 TASKS = ("regression",)
@@ -70,8 +71,7 @@ for _index, _split in enumerate(SPLITS):
                   group="overall", column=66, headline=True)
 def regression_gap(ev: Evaluation) -> MetricResult:
     """MSE Gap: mean |value − retrained value| over forget, retain and test MSE (0 = retrain)."""
-    gaps = [abs(ev.value(name).value - ev.reference.value(name).value) for name in GAP_METRICS]
-    return MetricResult(sum(gaps) / len(gaps))
+    return mean_gap(ev, GAP_METRICS)
 
 
 def loss_threshold_auc(member_loss: np.ndarray, non_member_loss: np.ndarray) -> float:
