@@ -152,12 +152,23 @@ def test_a_locked_write_waits_and_a_duplicate_write_is_a_no_op(tmp_path):
 @pytest.mark.slow
 def test_a_pool_of_two_workers_stores_what_the_serial_run_stores(serial, cache_dir, tmp_path):
     db = tmp_path / "pool.db"
-    seen = []
-    counts = run_grid(grid(), Store(db), ModelCache(cache_dir), workers=2,
-                      on_done=lambda job, record: seen.append((job.key, record.status)))
+    seen, spawned = [], []
+
+    def on_done(job, record):
+        seen.append((job.key, record.status))
+        spawned.append(len(multiprocessing.active_children()))
+    counts = run_grid(grid(), Store(db), ModelCache(cache_dir), workers=2, on_done=on_done)
     assert counts == {"skipped": 0, "finished": 9, "failed": 0}
     assert sorted(seen) == sorted((key, "finished") for key in serial)
     assert_same(stored(db), serial)
+    assert max(spawned) == 1  # this process is the other worker
+    # One job: the parent's thread runs it and nothing is spawned.
+    one = tmp_path / "one.db"
+    spawned.clear()
+    assert run_grid(grid()[:1], Store(one), ModelCache(cache_dir), workers=2,
+                    on_done=on_done)["finished"] == 1
+    assert spawned == [0]
+    assert_same(stored(one), {key: serial[key] for key in stored(one)})
     # Everything is stored: a second run starts no worker and skips it all.
     assert run_grid(grid(), Store(db), ModelCache(cache_dir), workers=2) == \
         {"skipped": 9, "finished": 0, "failed": 0}
@@ -182,7 +193,7 @@ def test_a_killed_worker_loses_its_job_only_and_a_rerun_finishes_the_sweep(seria
     workers, victim, killed = kill_a_worker_mid_sweep(
         command, env, tmp_path, db,
         lambda parent: [pid for pid in child_pids(parent.pid) if _is_worker(pid)])
-    assert len(workers) == 2
+    assert len(workers) == 1  # --workers 2: this process's thread and one spawned process
     assert killed.returncode == 2, (killed.stdout, killed.stderr)
     (message,) = killed.stderr.strip().splitlines()  # one line
     assert f"worker process {victim} died (killed by SIGKILL)" in message

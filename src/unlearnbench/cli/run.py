@@ -53,8 +53,9 @@ from .group import cli
               help="CPU threads per job (torch intra-op). Small models gain nothing from more, "
                    "and spinning threads slow down many-fold when the cores are shared.")
 @click.option("--workers", type=int, default=None,
-              help="Run the jobs in N worker processes, each with --threads threads "
-                   "(default 1: in this process). With --executor ray: N tasks at a time.")
+              help="Run the jobs in N workers, each with --threads threads: this process "
+                   "and N-1 spawned ones (default 1: this process alone). With --executor ray: "
+                   "N tasks at a time.")
 @click.option("--executor", type=click.Choice(["serial", "pool", "ray"]), default=None,
               help="Where the jobs run: serial (in this process), pool (--workers processes; "
                    "what --workers N > 1 selects), ray (Ray tasks; pip install "

@@ -3,8 +3,8 @@ the rest into units and hands them to one executor; every executor has one metho
 ``run(sweep, on_done) -> {"finished": n, "failed": m}``.
 
 - ``SerialExecutor`` (the default): every unit in this process, in grid order.
-- ``ProcessPool(workers, threads)`` (``unlearnbench run --workers N``): N spawned processes
-  (``pool.py``).
+- ``ProcessPool(workers, threads)`` (``unlearnbench run --workers N``): N workers, a thread
+  of this process and N - 1 spawned processes (``pool.py``).
 - ``RayExecutor(address, workers, threads)`` (``--executor ray``): Ray tasks, see below.
 
 A **unit** is one job, or one chain of sequential requests (a method's stages stay in one

@@ -1,23 +1,26 @@
 """The local process pool (``unlearnbench run --workers N``): units of a sweep (see
-``sweep/executors/``) in N spawned processes.
+``sweep/executors/``) in N workers, this process and N - 1 spawned ones.
 
-Workers are spawned processes ("spawn": no forked torch state) with ``threads`` torch
-threads each (1 by default). Each opens its own connection to the SQLite store and writes
-each record as it completes, in one transaction (a killed worker loses its current job and
-leaves no partial record); ``Store.write`` retries when the database is locked. The parent
-only schedules and reports: it reads each worker's pipe and waits on the process sentinels,
-so a worker that dies is noticed at once. The others go on with the units left; the dead
-worker's unfinished jobs are not retried (a job that kills its process, out of memory say,
-would take the next one down too). At the end the jobs neither reported nor stored are
-listed in a ``WorkersLost`` error (one line, non-zero exit); running the same sweep again
-runs only them. An exception a worker cannot record as a failed job (a benchmark whose data
-is missing, say) stops the pool and is raised in the parent, as the serial executor would.
+This process is one of the N: a thread of it runs units beside the scheduling, from the first
+moment, with everything it needs already imported, while the spawned processes start
+("spawn": no forked torch state; each imports torch and the registries, about 4 CPU-s, before
+its first unit). Spawned workers have ``threads`` torch threads each (1 by default; the
+thread shares this process's setting). Each worker opens its own connection to the store and
+writes each record as it completes, in one transaction (a killed worker loses its current
+job and leaves no partial record); ``Store.write`` retries when the database is locked. The
+main thread only schedules and reports: it reads each worker's pipe and waits on the process
+sentinels, so a spawned worker that dies is noticed at once. The others go on with the units
+left; the dead worker's unfinished jobs are not retried (a job that kills its process, out of
+memory say, would take the next one down too). At the end the jobs neither reported nor
+stored are listed in a ``WorkersLost`` error (one line, non-zero exit); running the same
+sweep again runs only them. An exception a worker cannot record as a failed job (a benchmark
+whose data is missing, say) stops the pool and is raised here, as the serial executor would.
 Components must be registered by modules of the package, installed plugins (the registries
 import both in each worker) or plugin files the parent loaded (``plugins.load_files``; each
 worker imports the same files first): one registered otherwise at run time in the parent is
-unknown to the workers. A
-script that calls ``run_grid(..., workers=N)`` needs the ``if __name__ == "__main__":`` guard,
-as with any spawning pool (each worker imports the main module).
+unknown to the spawned workers. A script that calls ``run_grid(..., workers=N)`` needs the
+``if __name__ == "__main__":`` guard, as with any spawning pool (each worker imports the main
+module).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -49,16 +53,16 @@ from .base import (
 )
 
 
-def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
-    """A worker: receive units until None (or the parent is gone), send ("built", group),
-    ("done", key, record) as each record is stored, ("held",) for a unit another process
-    holds, ("idle",) after each unit, or ("error", pickled exception, traceback) and stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    store = None
+def _serve(conn, config: WorkerConfig, prepare=None) -> None:
+    """A worker's loop (after ``prepare()``, if given): receive units until None, send ("built", group), ("done", key,
+    record) as each record is stored, ("held",) for a unit another process holds, ("idle",)
+    after each unit; an exception it cannot record as a failed job is sent as ("error",
+    pickled exception, traceback) and ends it. It ends quietly when the parent's end of the
+    pipe is gone (nobody to report to)."""
+    store = runner = None
     try:
-        import torch
-        torch.set_num_threads(config.threads)
-        load_files(plugin_files)
+        if prepare is not None:
+            prepare()
         store = Store(config.db, command=config.command)
         runner = UnitRunner(store, ModelCache(config.cache_root), config.device, config.versions,
                             config.commit, on_built=lambda group: conn.send(("built", group)))
@@ -69,8 +73,8 @@ def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
             if not runner.run(unit, lambda job, record: conn.send(("done", job.key, record))):
                 conn.send(("held",))
             conn.send(("idle",))
-    except (EOFError, BrokenPipeError):
-        pass  # the parent is gone: nobody to report to
+    except (EOFError, OSError):
+        pass
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         try:
             payload = pickle.dumps(exc)
@@ -82,17 +86,32 @@ def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
         except OSError:
             pass
     finally:
+        if runner is not None:
+            runner.close()
         if store is not None:
             store.close()
         conn.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Everything is written (records committed, cache files renamed into place): skip the
-        # interpreter's teardown, 1-2 s with torch loaded, which the parent would wait for.
-        os._exit(0)
+
+
+def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
+    """A spawned worker: set up as the parent is, then ``_serve``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+    def prepare() -> None:
+        import torch
+        torch.set_num_threads(config.threads)
+        load_files(plugin_files)
+    _serve(conn, config, prepare)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written (records committed, cache files renamed into place): skip the
+    # interpreter's teardown, 1-2 s with torch loaded, which the parent would wait for.
+    os._exit(0)
 
 
 class _Worker:
+    """A spawned worker process, as the parent sees it."""
+
     def __init__(self, context, config: WorkerConfig):
         parent_end, child_end = context.Pipe(duplex=True)
         self.process = context.Process(target=_worker_main,
@@ -100,6 +119,7 @@ class _Worker:
         self.process.start()
         child_end.close()  # so that the parent's end sees EOF when the worker dies
         self.conn = parent_end
+        self.name = f"worker process {self.process.pid}"
         self.alive = True
         self.unit: Unit | None = None
         self.last_group: Group | None = None
@@ -123,6 +143,12 @@ class _Worker:
             self.alive = False
         return received
 
+    def waitables(self) -> list:
+        return [self.conn, self.process.sentinel]
+
+    def running(self) -> bool:
+        return self.process.is_alive()
+
     def how_it_ended(self) -> str:
         self.process.join(5)
         code = self.process.exitcode
@@ -135,9 +161,69 @@ class _Worker:
                 return f"killed by signal {-code}"
         return f"exited with status {code}"
 
+    def stop(self, cleanly: bool) -> None:
+        """An idle worker is told to stop; after an error in the parent, a running one is
+        terminated (its current job is lost, never half-written)."""
+        if self.process.is_alive():
+            if cleanly and self.unit is None:
+                try:
+                    self.conn.send(None)
+                except OSError:
+                    pass
+            else:
+                self.process.terminate()
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class _ThreadWorker(_Worker):
+    """This process's share of the units: ``_serve`` in a thread, talking through a pipe as a
+    spawned worker does. It cannot be terminated: after an error here it is cut off (its
+    pipe closed), finishes the job it is on (that record is written whole) and ends."""
+
+    def __init__(self, config: WorkerConfig):
+        parent_end, child_end = multiprocessing.Pipe(duplex=True)
+        self.thread = threading.Thread(target=_serve, args=(child_end, config),
+                                       name="pool-worker", daemon=True)
+        self.thread.start()
+        self.conn = parent_end
+        self.name = "the worker thread of the parent process"
+        self.alive = True
+        self.unit = None
+        self.last_group = None
+
+    def waitables(self) -> list:
+        return [self.conn]
+
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def how_it_ended(self) -> str:
+        return "stopped"
+
+    def stop(self, cleanly: bool) -> None:
+        if cleanly and self.unit is None:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+        else:
+            self.conn.close()
+
+    def join(self, timeout: float) -> None:
+        if self.unit is None:  # a thread still on a job is not waited for
+            self.thread.join(timeout)
+        self.conn.close()
+
 
 class ProcessPool:
-    """Units in ``workers`` spawned processes, ``threads`` torch threads each."""
+    """Units in ``workers`` workers: a thread of this process and ``workers - 1`` spawned
+    processes, ``threads`` torch threads each."""
 
     def __init__(self, workers: int, threads: int = 1):
         if workers < 2:
@@ -157,8 +243,9 @@ class ProcessPool:
                                sweep.versions, sweep.commit, self.threads)
         context = multiprocessing.get_context("spawn")
         with _thread_limits(self.threads):
-            workers = [_Worker(context, config)
-                       for _ in range(min(self.workers, len(sweep.units)))]
+            spawned = [_Worker(context, config)
+                       for _ in range(min(self.workers, len(sweep.units)) - 1)]
+        workers = [_ThreadWorker(config), *spawned]
         finished_cleanly = False
         try:
             while True:
@@ -170,14 +257,14 @@ class ProcessPool:
                             break
                         if not worker.give(unit):  # dead: the unit goes back, untouched
                             schedule.queues[unit.group].appendleft(unit)
-                            tally.lost(f"worker process {worker.process.pid} died "
-                                       f"({worker.how_it_ended()}) while idle")
+                            tally.lost(f"{worker.name} died ({worker.how_it_ended()}) "
+                                       "while idle")
                 live = [w for w in workers if w.alive]
                 if not any(w.unit for w in live):
                     break
-                ready = set(wait([w.conn for w in live] + [w.process.sentinel for w in live]))
+                ready = set(wait([waitable for w in live for waitable in w.waitables()]))
                 for worker in live:
-                    if worker.conn in ready or worker.process.sentinel in ready:
+                    if ready.intersection(worker.waitables()):
                         _read_messages(worker, schedule, tally)
             finished_cleanly = True
         finally:
@@ -199,10 +286,10 @@ def _read_messages(worker: _Worker, schedule: Schedule, tally: Tally) -> None:
             worker.last_group, worker.unit = worker.unit.group, None
         elif message[0] == "error":
             raise _unpickle_error(message[1], message[2])
-    if worker.alive and worker.process.is_alive():
+    if worker.alive and worker.running():
         return
     worker.alive = False
-    how = f"worker process {worker.process.pid} died ({worker.how_it_ended()})"
+    how = f"{worker.name} died ({worker.how_it_ended()})"
     if worker.unit is None:
         tally.lost(f"{how} while idle")
         return
@@ -239,20 +326,9 @@ def _unpickle_error(payload: bytes, trace: str) -> BaseException:
 
 def _shut_down(workers: list[_Worker], cleanly: bool) -> None:
     """Idle workers are told to stop; after an error in the parent, running ones are
-    terminated (their current job is lost, never half-written)."""
+    stopped (see ``_Worker.stop``)."""
     for worker in workers:
-        if worker.process.is_alive():
-            if cleanly and worker.unit is None:
-                try:
-                    worker.conn.send(None)
-                except OSError:
-                    pass
-            else:
-                worker.process.terminate()
+        worker.stop(cleanly)
     deadline = time.monotonic() + 30
     for worker in workers:
-        worker.process.join(max(0.0, deadline - time.monotonic()))
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join()
-        worker.conn.close()
+        worker.join(max(0.0, deadline - time.monotonic()))
