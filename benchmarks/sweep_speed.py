@@ -1,11 +1,15 @@
 """Where a sweep's time goes, serial against a local process pool, on a warm model cache.
 
     .venv/bin/python benchmarks/sweep_speed.py [--benchmark digits-random10] [--seeds 4]
-        [--methods all] [--workers 2]
+        [--methods all] [--workers 2] [--ray]
+
+``--ray`` adds a third sweep, ``--executor ray --address auto --workers N``, on the Ray
+instance already running on this machine (``ray start --head --num-cpus 2``).
 
 Runs the real command line three times, each into a fresh store in a temporary directory:
 a warm-up (trains or loads every original, reference and method preparation into the shared
-model cache, untimed), then the serial sweep and the ``--workers N`` sweep, timed. From the
+model cache, untimed), then the serial sweep and the ``--workers N`` sweep (and the Ray one),
+timed. From the
 stores it prints the wall time of each, the CPU work the jobs themselves report (unlearning
 and evaluation seconds, summed over the jobs) and what is left over (process start, imports,
 scenario builds, store writes, idle workers), and checks that both stores hold the same
@@ -49,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--methods", default="all")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="also on the running Ray instance")
     args = parser.parse_args()
     methods = (classification_methods("class" in args.benchmark) if args.methods == "all"
                else args.methods.split(","))
@@ -57,13 +62,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         timed(sweep + ["--db", f"{tmp}/warm.db"], env=None)
         rows = []
-        for label, extra in (("serial", []), (f"--workers {args.workers}",
-                                              ["--workers", str(args.workers)])):
+        runs = [("serial", []), (f"--workers {args.workers}", ["--workers", str(args.workers)])]
+        if args.ray:
+            runs.append((f"--executor ray --address auto --workers {args.workers}",
+                         ["--executor", "ray", "--address", "auto", "--workers", str(args.workers)]))
+        for label, extra in runs:
             db = Path(tmp) / f"{len(rows)}.db"
             start = time.perf_counter()
             timed(sweep + ["--db", str(db)] + extra, env=None)
             rows.append((label, time.perf_counter() - start, db))
-        same = metric_values(rows[0][2]) == metric_values(rows[1][2])
+        same = all(metric_values(rows[0][2]) == metric_values(db) for _, _, db in rows[1:])
         print(f"\n{args.benchmark}, {len(methods)} methods x {args.seeds} seeds "
               f"(results identical: {same})\n")
         print("| run | wall s | speed-up | jobs | unlearning s (sum) | evaluation s (sum) | "

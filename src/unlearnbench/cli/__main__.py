@@ -1,5 +1,5 @@
 """``python -m unlearnbench.cli``: the command line where no ``unlearnbench`` script is installed."""
-from . import main
+from . import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -55,7 +55,7 @@ from .group import cli
 @click.option("--workers", type=int, default=None,
               help="Run the jobs in N workers, each with --threads threads: this process "
                    "and N-1 spawned ones (default 1: this process alone). With --executor ray: "
-                   "N tasks at a time.")
+                   "N at a time (this process among them when the cluster is this machine).")
 @click.option("--executor", type=click.Choice(["serial", "pool", "ray"]), default=None,
               help="Where the jobs run: serial (in this process), pool (--workers processes; "
                    "what --workers N > 1 selects), ray (Ray tasks; pip install "
@@ -91,13 +91,21 @@ def run(benchmark_names, method_names, seeds, overrides, db, cache_dir, device, 
         max_steps, budgets, threads, workers, executor, address, model, lora, metric_names, curve_every,
         curve_metrics, retry_failed, no_progress, tuned, tuned_objective):
     """Run methods x seeds on benchmarks; results go to the store as each job completes."""
+    from ..sweep.spawning import spawn_workers
+
+    # A pool's processes start first, and import torch while this one does and plans.
+    spawned = (spawn_workers(workers - 1, threads)
+               if executor in (None, "pool") and (workers or 1) > 1 and threads >= 1 else [])
     from ..cache import ModelCache
     from ..spec_names import variant
     from ..store import Store
+    from ..sweep.executors import ProcessPool
 
     set_threads(threads)
     # chosen first: a missing Ray or a wrong combination fails before any planning
     executor = choose_executor(executor, workers, threads, address, device)
+    if isinstance(executor, ProcessPool):
+        executor.start(spawned)
     benchmarks = [variant(name, model, lora, precision) for name in split_names(benchmark_names)]
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")

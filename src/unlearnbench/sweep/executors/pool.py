@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from ...cache import ModelCache
 from ...errors import UserError
 from ...plugins import load_files, loaded_files
 from ...store import Store
+from ..spawning import spawn_workers
 from .base import (
     Group,
     OnDone,
@@ -53,16 +53,14 @@ from .base import (
 )
 
 
-def _serve(conn, config: WorkerConfig, prepare=None) -> None:
-    """A worker's loop (after ``prepare()``, if given): receive units until None, send ("built", group), ("done", key,
+def _serve(conn, config: WorkerConfig) -> None:
+    """A worker's loop: receive units until None, send ("built", group), ("done", key,
     record) as each record is stored, ("held",) for a unit another process holds, ("idle",)
     after each unit; an exception it cannot record as a failed job is sent as ("error",
     pickled exception, traceback) and ends it. It ends quietly when the parent's end of the
     pipe is gone (nobody to report to)."""
     store = runner = None
     try:
-        if prepare is not None:
-            prepare()
         store = Store(config.db, command=config.command)
         runner = UnitRunner(store, ModelCache(config.cache_root), config.device, config.versions,
                             config.commit, on_built=lambda group: conn.send(("built", group)))
@@ -76,15 +74,7 @@ def _serve(conn, config: WorkerConfig, prepare=None) -> None:
     except (EOFError, OSError):
         pass
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        try:
-            payload = pickle.dumps(exc)
-            pickle.loads(payload)
-        except Exception:  # noqa: BLE001
-            payload = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-        try:
-            conn.send(("error", payload, traceback.format_exc()))
-        except OSError:
-            pass
+        _send_error(conn, exc)
     finally:
         if runner is not None:
             runner.close()
@@ -93,15 +83,38 @@ def _serve(conn, config: WorkerConfig, prepare=None) -> None:
         conn.close()
 
 
-def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
-    """A spawned worker: set up as the parent is, then ``_serve``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+def _send_error(conn, exc: BaseException) -> None:
+    try:
+        payload = pickle.dumps(exc)
+        pickle.loads(payload)
+    except Exception:  # noqa: BLE001
+        payload = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+    try:
+        conn.send(("error", payload, traceback.format_exc()))
+    except OSError:
+        pass
 
-    def prepare() -> None:
+
+def worker_main(conn, threads: int) -> None:
+    """A spawned worker: import what every unit needs (this package, torch, scikit-learn,
+    torch._dynamo: about 4 CPU-s) while the parent plans the sweep, then receive the sweep's configuration and the plugin
+    files the parent loaded (or None: not needed after all), and ``_serve``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
         import torch
-        torch.set_num_threads(config.threads)
-        load_files(plugin_files)
-    _serve(conn, config, prepare)
+        import torch._dynamo  # noqa: F401 - UnitRunner's, see there
+        torch.set_num_threads(threads)
+        setup = conn.recv()
+        if setup is not None:
+            config, plugin_files = setup
+            load_files(plugin_files)
+    except (EOFError, OSError):  # the parent is gone
+        setup = None
+    except BaseException as exc:  # noqa: BLE001 - a plugin file that fails to import, say
+        _send_error(conn, exc)
+        setup = None
+    if setup is not None:
+        _serve(conn, config)
     sys.stdout.flush()
     sys.stderr.flush()
     # Everything is written (records committed, cache files renamed into place): skip the
@@ -112,17 +125,18 @@ def _worker_main(conn, config: WorkerConfig, plugin_files: list[str]) -> None:
 class _Worker:
     """A spawned worker process, as the parent sees it."""
 
-    def __init__(self, context, config: WorkerConfig):
-        parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker_main,
-                                       args=(child_end, config, loaded_files()), daemon=True)
-        self.process.start()
-        child_end.close()  # so that the parent's end sees EOF when the worker dies
-        self.conn = parent_end
+    def __init__(self, process, conn):
+        self.process, self.conn = process, conn
         self.name = f"worker process {self.process.pid}"
         self.alive = True
         self.unit: Unit | None = None
         self.last_group: Group | None = None
+
+    def give_setup(self, setup: tuple) -> None:
+        try:
+            self.conn.send(setup)
+        except OSError:  # died while starting: noticed when given a unit
+            pass
 
     def give(self, unit: Unit) -> bool:
         try:
@@ -181,7 +195,7 @@ class _Worker:
         self.conn.close()
 
 
-class _ThreadWorker(_Worker):
+class ThreadWorker(_Worker):
     """This process's share of the units: ``_serve`` in a thread, talking through a pipe as a
     spawned worker does. It cannot be terminated: after an error here it is cut off (its
     pipe closed), finishes the job it is on (that record is written whole) and ends."""
@@ -232,8 +246,24 @@ class ProcessPool:
         if threads < 1:
             raise UserError(f"--threads must be at least 1, got {threads}")
         self.workers, self.threads = workers, threads
+        self._started: list[_Worker] = []
+
+    def start(self, started: list[tuple] | None = None) -> None:
+        """Spawn the workers now, so that they import torch while this process plans the
+        sweep, or take those ``spawning.spawn_workers`` started (``unlearnbench run`` does so
+        before its own imports); ``run`` uses them, or spawns its own when not called. Those
+        a sweep does not need are stopped."""
+        if not self._started:
+            started = started or spawn_workers(self.workers - 1, self.threads)
+            self._started = [_Worker(process, conn) for process, conn in started]
 
     def run(self, sweep: Sweep, on_done: OnDone | None = None) -> dict[str, int]:
+        if len(sweep.units) > 1:
+            self.start()
+        started, self._started = self._started, []
+        needed = max(0, len(sweep.units) - 1)
+        spawned = started[:needed]
+        _shut_down(started[needed:], cleanly=False)  # still importing: nothing to lose
         if not sweep.units:
             return {"finished": 0, "failed": 0}
         schedule = Schedule(sweep.units)
@@ -241,11 +271,9 @@ class ProcessPool:
         config = WorkerConfig(sweep.store.location, sweep.store.command,
                                str(Path(sweep.cache.root).resolve()), sweep.device,
                                sweep.versions, sweep.commit, self.threads)
-        context = multiprocessing.get_context("spawn")
-        with _thread_limits(self.threads):
-            spawned = [_Worker(context, config)
-                       for _ in range(min(self.workers, len(sweep.units)) - 1)]
-        workers = [_ThreadWorker(config), *spawned]
+        for worker in spawned:
+            worker.give_setup((config, loaded_files()))
+        workers = [ThreadWorker(config), *spawned]
         finished_cleanly = False
         try:
             while True:
@@ -265,14 +293,14 @@ class ProcessPool:
                 ready = set(wait([waitable for w in live for waitable in w.waitables()]))
                 for worker in live:
                     if ready.intersection(worker.waitables()):
-                        _read_messages(worker, schedule, tally)
+                        read_messages(worker, schedule, tally)
             finished_cleanly = True
         finally:
             _shut_down(workers, finished_cleanly)
         return tally.result("the worker processes stopped")
 
 
-def _read_messages(worker: _Worker, schedule: Schedule, tally: Tally) -> None:
+def read_messages(worker: _Worker, schedule: Schedule, tally: Tally) -> None:
     """Act on what ``worker`` has sent; notice if it died (its unit's jobs not reported are
     lost)."""
     for message in worker.messages():
@@ -297,21 +325,6 @@ def _read_messages(worker: _Worker, schedule: Schedule, tally: Tally) -> None:
     tally.lost(f"{how} {f'while running {describe(lost[0])}' if lost else 'between jobs'}",
                worker.unit)
     worker.unit = None
-
-
-@contextmanager
-def _thread_limits(threads: int):
-    """The environment spawned workers start with: OpenMP and BLAS (numpy, scikit-learn) get
-    ``threads`` threads, unless the user set them; otherwise every worker's BLAS takes every
-    core and the workers spin against each other (on 2 cores a pool ran a third slower)."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    added = [name for name in names if name not in os.environ]
-    os.environ.update({name: str(threads) for name in added})
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
 
 
 def _unpickle_error(payload: bytes, trace: str) -> BaseException:

@@ -19,7 +19,10 @@ file is safe only when every task runs on one machine. The records also come bac
 parent, for its progress line, when the task returns (a chain's, all at its end).
 
 Tasks reuse their worker process; a worker keeps the scenario (and inference caches) of the
-group it ran last, as a pool worker does. The parent keeps as many tasks in flight as the
+group it ran last, as a pool worker does. When the cluster is this machine (a local instance,
+or ``--address auto``) and the device is the CPU, this process takes one of the slots itself,
+as the pool's parent does: a thread runs units from the first moment, while each task's
+worker process first imports torch and this package (about 4 CPU-s). The parent keeps as many tasks in flight as the
 cluster has room for (its CPUs / threads, or GPUs; ``--workers N`` sets it, e.g. for an
 autoscaling cluster) and submits them in the pool's order (``Schedule``): after a unit of
 group g completes, the next unit of g (the worker just freed holds its scenario), else a
@@ -55,6 +58,7 @@ from .base import (
     WorkerConfig,
     describe,
 )
+from .pool import ThreadWorker, read_messages
 
 INSTALL = "pip install 'unlearnbench[ray]'"
 
@@ -71,8 +75,9 @@ def import_ray():
 
 class RayExecutor:
     """Units as Ray tasks on a local instance or on the cluster at ``address``; ``workers``:
-    tasks in flight at most (default: as many as the cluster's CPUs or GPUs allow), and the
-    CPUs of a local instance; ``threads``: CPUs (torch threads) per task."""
+    units running at once at most (default: as many as the cluster's CPUs or GPUs allow;
+    on a cluster of this machine, this process's thread is one of them), and the CPUs of a
+    local instance; ``threads``: CPUs (torch threads) per task."""
 
     def __init__(self, address: str | None = None, workers: int | None = None,
                  threads: int = 1):
@@ -89,6 +94,7 @@ class RayExecutor:
         ray = import_ray()
         started_here = self._connect(ray)
         in_flight: dict = {}  # task reference -> unit
+        local: ThreadWorker | None = None  # this process's share, on a cluster of this machine
         cleanly = False
         try:
             gpus = 1 if sweep.device.startswith("cuda") else 0
@@ -103,18 +109,39 @@ class RayExecutor:
             plugins = loaded_files()
             schedule = Schedule(sweep.units)
             tally = Tally(sweep, schedule, on_done)
+            if self._driver_works(gpus):
+                local = ThreadWorker(config)
+                slots = max(1, slots - 1)
+
+            def busy() -> bool:
+                return bool(in_flight) or (local is not None and local.unit is not None)
 
             def submit(last):
+                while local is not None and local.alive and local.unit is None:
+                    unit = schedule.next(local.last_group, anywhere=not busy())
+                    if unit is None or local.give(unit):
+                        break
                 while len(in_flight) < slots:
-                    unit = schedule.next(last, anywhere=not in_flight)
+                    unit = schedule.next(last, anywhere=not busy())
                     if unit is None:
                         return
                     in_flight[task.remote(config, data_root, plugins, unit)] = unit
                     last = None
 
             submit(None)
-            while in_flight:
-                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            while busy():
+                if local is not None and local.unit is not None and \
+                        local.conn.poll(0 if in_flight else None):
+                    read_messages(local, schedule, tally)
+                    submit(None)
+                if not in_flight:
+                    continue
+                # while the thread works, look at it every 20 ms
+                ready, _ = ray.wait(list(in_flight), num_returns=1,
+                                    timeout=0.02 if local is not None and local.unit else None)
+                if not ready:
+                    continue
+                ref = ready[0]
                 unit = in_flight.pop(ref)
                 try:
                     results, ran = ray.get(ref)
@@ -138,6 +165,9 @@ class RayExecutor:
                 for ref in in_flight:
                     with suppress(Exception):  # finished meanwhile, or already gone
                         ray.cancel(ref, force=True)
+            if local is not None:
+                local.stop(cleanly)
+                local.join(30)
             if started_here:
                 ray.shutdown()
         return tally.result("Ray tasks were lost")
@@ -163,6 +193,13 @@ class RayExecutor:
             raise UserError(f"cannot {where} ({type(exc).__name__}: {_first_line(exc)}); "
                             f"{hint}") from None
         return True
+
+    def _driver_works(self, gpus: int) -> bool:
+        """Whether this process runs units too, in a thread (``pool.ThreadWorker``), in one of
+        the slots: when the cluster is this machine (a local instance, or ``auto``) and the
+        tasks need no GPU. It starts at once, where a task's worker process first imports
+        torch and this package (about 4 CPU-s)."""
+        return not gpus and self.address in (None, "auto")
 
     def _slots(self, ray, gpus: int) -> int:
         """How many tasks to keep in flight: --workers, else what the cluster has room for."""
