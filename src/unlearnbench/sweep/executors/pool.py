@@ -123,19 +123,18 @@ def worker_main(conn, threads: int) -> None:
 
 
 class _Worker:
-    """A spawned worker process, as the parent sees it."""
+    """A worker as the parent sees it: the parent's end of its pipe, and the unit it runs."""
 
-    def __init__(self, process, conn):
-        self.process, self.conn = process, conn
-        self.name = f"worker process {self.process.pid}"
+    def __init__(self, conn, name: str):
+        self.conn, self.name = conn, name
         self.alive = True
         self.unit: Unit | None = None
         self.last_group: Group | None = None
 
-    def give_setup(self, setup: tuple) -> None:
+    def send_quietly(self, message) -> None:
         try:
-            self.conn.send(setup)
-        except OSError:  # died while starting: noticed when given a unit
+            self.conn.send(message)
+        except OSError:  # gone: noticed when it is given a unit, or by its sentinel
             pass
 
     def give(self, unit: Unit) -> bool:
@@ -156,6 +155,14 @@ class _Worker:
         except (EOFError, OSError):
             self.alive = False
         return received
+
+
+class _ProcessWorker(_Worker):
+    """A spawned worker process."""
+
+    def __init__(self, process, conn):
+        super().__init__(conn, f"worker process {process.pid}")
+        self.process = process
 
     def waitables(self) -> list:
         return [self.conn, self.process.sentinel]
@@ -180,10 +187,7 @@ class _Worker:
         terminated (its current job is lost, never half-written)."""
         if self.process.is_alive():
             if cleanly and self.unit is None:
-                try:
-                    self.conn.send(None)
-                except OSError:
-                    pass
+                self.send_quietly(None)
             else:
                 self.process.terminate()
 
@@ -202,14 +206,10 @@ class ThreadWorker(_Worker):
 
     def __init__(self, config: WorkerConfig):
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
+        super().__init__(parent_end, "the worker thread of the parent process")
         self.thread = threading.Thread(target=_serve, args=(child_end, config),
                                        name="pool-worker", daemon=True)
         self.thread.start()
-        self.conn = parent_end
-        self.name = "the worker thread of the parent process"
-        self.alive = True
-        self.unit = None
-        self.last_group = None
 
     def waitables(self) -> list:
         return [self.conn]
@@ -222,10 +222,7 @@ class ThreadWorker(_Worker):
 
     def stop(self, cleanly: bool) -> None:
         if cleanly and self.unit is None:
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
+            self.send_quietly(None)
         else:
             self.conn.close()
 
@@ -246,7 +243,7 @@ class ProcessPool:
         if threads < 1:
             raise UserError(f"--threads must be at least 1, got {threads}")
         self.workers, self.threads = workers, threads
-        self._started: list[_Worker] = []
+        self._started: list[_ProcessWorker] = []
 
     def start(self, started: list[tuple] | None = None) -> None:
         """Spawn the workers now, so that they import torch while this process plans the
@@ -255,7 +252,7 @@ class ProcessPool:
         a sweep does not need are stopped."""
         if not self._started:
             started = started or spawn_workers(self.workers - 1, self.threads)
-            self._started = [_Worker(process, conn) for process, conn in started]
+            self._started = [_ProcessWorker(process, conn) for process, conn in started]
 
     def run(self, sweep: Sweep, on_done: OnDone | None = None) -> dict[str, int]:
         if len(sweep.units) > 1:
@@ -272,7 +269,7 @@ class ProcessPool:
                                str(Path(sweep.cache.root).resolve()), sweep.device,
                                sweep.versions, sweep.commit, self.threads)
         for worker in spawned:
-            worker.give_setup((config, loaded_files()))
+            worker.send_quietly((config, loaded_files()))
         workers = [ThreadWorker(config), *spawned]
         finished_cleanly = False
         try:
@@ -339,7 +336,7 @@ def _unpickle_error(payload: bytes, trace: str) -> BaseException:
 
 def _shut_down(workers: list[_Worker], cleanly: bool) -> None:
     """Idle workers are told to stop; after an error in the parent, running ones are
-    stopped (see ``_Worker.stop``)."""
+    stopped (see their ``stop``)."""
     for worker in workers:
         worker.stop(cleanly)
     deadline = time.monotonic() + 30
