@@ -31,7 +31,7 @@ def spawn_workers(count: int, threads: int) -> list[tuple]:
 
 
 def worker_entry(conn, threads: int) -> None:
-    from .executors.pool import worker_main
+    from .executors.worker import worker_main
     worker_main(conn, threads)
 
 

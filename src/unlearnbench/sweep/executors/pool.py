@@ -25,20 +25,15 @@ module).
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import signal
-import sys
 import threading
 import time
-import traceback
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from ...cache import ModelCache
 from ...errors import UserError
-from ...plugins import load_files, loaded_files
-from ...store import Store
+from ...plugins import loaded_files
 from ..spawning import spawn_workers
 from .base import (
     Group,
@@ -47,79 +42,10 @@ from .base import (
     Sweep,
     Tally,
     Unit,
-    UnitRunner,
     WorkerConfig,
     describe,
 )
-
-
-def _serve(conn, config: WorkerConfig) -> None:
-    """A worker's loop: receive units until None, send ("built", group), ("done", key,
-    record) as each record is stored, ("held",) for a unit another process holds, ("idle",)
-    after each unit; an exception it cannot record as a failed job is sent as ("error",
-    pickled exception, traceback) and ends it. It ends quietly when the parent's end of the
-    pipe is gone (nobody to report to)."""
-    store = runner = None
-    try:
-        store = Store(config.db, command=config.command)
-        runner = UnitRunner(store, ModelCache(config.cache_root), config.device, config.versions,
-                            config.commit, on_built=lambda group: conn.send(("built", group)))
-        while True:
-            unit = conn.recv()
-            if unit is None:
-                break
-            if not runner.run(unit, lambda job, record: conn.send(("done", job.key, record))):
-                conn.send(("held",))
-            conn.send(("idle",))
-    except (EOFError, OSError):
-        pass
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        _send_error(conn, exc)
-    finally:
-        if runner is not None:
-            runner.close()
-        if store is not None:
-            store.close()
-        conn.close()
-
-
-def _send_error(conn, exc: BaseException) -> None:
-    try:
-        payload = pickle.dumps(exc)
-        pickle.loads(payload)
-    except Exception:  # noqa: BLE001
-        payload = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-    try:
-        conn.send(("error", payload, traceback.format_exc()))
-    except OSError:
-        pass
-
-
-def worker_main(conn, threads: int) -> None:
-    """A spawned worker: import what every unit needs (this package, torch, scikit-learn,
-    torch._dynamo: about 4 CPU-s) while the parent plans the sweep, then receive the sweep's configuration and the plugin
-    files the parent loaded (or None: not needed after all), and ``_serve``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:
-        import torch
-        import torch._dynamo  # noqa: F401 - UnitRunner's, see there
-        torch.set_num_threads(threads)
-        setup = conn.recv()
-        if setup is not None:
-            config, plugin_files = setup
-            load_files(plugin_files)
-    except (EOFError, OSError):  # the parent is gone
-        setup = None
-    except BaseException as exc:  # noqa: BLE001 - a plugin file that fails to import, say
-        _send_error(conn, exc)
-        setup = None
-    if setup is not None:
-        _serve(conn, config)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Everything is written (records committed, cache files renamed into place): skip the
-    # interpreter's teardown, 1-2 s with torch loaded, which the parent would wait for.
-    os._exit(0)
+from .worker import serve
 
 
 class _Worker:
@@ -200,14 +126,14 @@ class _ProcessWorker(_Worker):
 
 
 class ThreadWorker(_Worker):
-    """This process's share of the units: ``_serve`` in a thread, talking through a pipe as a
+    """This process's share of the units: ``worker.serve`` in a thread, talking through a pipe as a
     spawned worker does. It cannot be terminated: after an error here it is cut off (its
     pipe closed), finishes the job it is on (that record is written whole) and ends."""
 
     def __init__(self, config: WorkerConfig):
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
         super().__init__(parent_end, "the worker thread of the parent process")
-        self.thread = threading.Thread(target=_serve, args=(child_end, config),
+        self.thread = threading.Thread(target=serve, args=(child_end, config),
                                        name="pool-worker", daemon=True)
         self.thread.start()
 
