@@ -59,8 +59,9 @@ def send_error(conn, exc: BaseException) -> None:
 
 def worker_main(conn, threads: int) -> None:
     """A spawned worker: import what every unit needs (this package, torch, scikit-learn,
-    torch._dynamo: about 4 CPU-s) while the parent plans the sweep, then receive the sweep's configuration and the plugin
-    files the parent loaded (or None: not needed after all), and ``_serve``."""
+    torch._dynamo: about 4 CPU-s) while the parent plans the sweep, then receive the sweep's
+    configuration and the plugin files the parent loaded (or None: not needed after all),
+    and ``serve``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         import torch
